@@ -1,0 +1,122 @@
+"""Settings, resolved once at a boundary: argument > `AGENTNB_*` env > `[tool.agentnb]` > default.
+
+Nothing below the boundary reads `os.environ`; it takes the frozen `Settings` it was given.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from agentnb.core._errors import ConfigError
+
+__all__ = ["Settings", "resolve"]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class Settings:
+    """agentnb's configuration.
+
+    Example:
+        >>> s = resolve(home="/tmp/anb-doc", env={})
+        >>> s.home.name, s.default_model
+        ('anb-doc', 'sim:careful')
+    """
+
+    home: Path = Path(".agentnb")
+    """Where `traces.db`, `cache.db` and `audit/` live (`AGENTNB_HOME`)."""
+    default_model: str = "sim:careful"
+    """The model an `Agent` gets when none is named (`AGENTNB_MODEL`)."""
+    sim_latency: float = 1.0
+    """Scale of the `sim:` models' simulated latency; 0 makes them instant (`AGENTNB_SIM_LATENCY`)."""
+    trace: bool = True
+    """Record spans into the trace store (`AGENTNB_TRACE`)."""
+    record_content: bool = True
+    """Record message contents on spans, redacted (`AGENTNB_RECORD_CONTENT`)."""
+    otlp_endpoint: str | None = None
+    """Live OTLP/HTTP export endpoint (`AGENTNB_OTLP_ENDPOINT`)."""
+    approvals: str = "deny"
+    """Headless approval decision: `deny`, `allow`, or a YAML rules file (`AGENTNB_APPROVALS`)."""
+    cache: bool = False
+    """Use the content-hash cache for model responses (`AGENTNB_CACHE`)."""
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+
+
+def _convert(name: str, raw: Any, source: str) -> Any:
+    default = _FIELDS[name].default
+    try:
+        if isinstance(default, bool):
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(text)  # noqa: TRY301 - one path for every bad value
+        if isinstance(default, float):
+            return float(raw)
+        if isinstance(default, Path):
+            return Path(raw).expanduser()
+        if name == "otlp_endpoint":
+            return str(raw) if raw not in (None, "") else None
+        return str(raw)
+    except ValueError:
+        kind = type(default).__name__ if default is not None else "str"
+        msg = f"Setting {name!r} has the value {raw!r}, which is not a {kind}."
+        raise ConfigError(msg, source=source) from None
+
+
+def _pyproject_table(start: Path) -> tuple[dict[str, Any], Path | None]:
+    for folder in (start, *start.parents):
+        candidate = folder / "pyproject.toml"
+        if candidate.is_file():
+            try:
+                data = tomllib.loads(candidate.read_text(encoding="utf-8"))
+            except (OSError, tomllib.TOMLDecodeError) as exc:
+                msg = f"Cannot read {str(candidate)!r}: {exc}."
+                raise ConfigError(msg, source=str(candidate)) from None
+            table = data.get("tool", {}).get("agentnb", {})
+            return (table if isinstance(table, dict) else {}), candidate
+    return {}, None
+
+
+def resolve(
+    *, env: Mapping[str, str] | None = None, cwd: Path | None = None, **overrides: Any
+) -> Settings:
+    """Resolve settings: explicit argument > `AGENTNB_*` > `[tool.agentnb]` > default.
+
+    Arguments given as `None` or `UNSET` count as not given.
+
+    Raises:
+        ConfigError: an unknown setting or a value of the wrong type, naming where it came from.
+    """
+    from agentnb.core._unset import UNSET
+
+    env = os.environ if env is None else env
+    table, pyproject = _pyproject_table(cwd or Path.cwd())
+    values: dict[str, Any] = {}
+    for key, raw in table.items():
+        name = key.replace("-", "_")
+        if name not in _FIELDS:
+            msg = f"Unknown setting {key!r} in [tool.agentnb]."
+            raise ConfigError(msg, source=str(pyproject), hint=f"Known: {sorted(_FIELDS)}.")
+        values[name] = _convert(name, raw, str(pyproject))
+    for name in _FIELDS:
+        var = f"AGENTNB_{name.upper()}"
+        if var in env:
+            values[name] = _convert(name, env[var], f"environment variable {var}")
+    for name, raw in overrides.items():
+        if name not in _FIELDS:
+            msg = f"Unknown setting {name!r}."
+            raise ConfigError(msg, source="argument", hint=f"Known: {sorted(_FIELDS)}.")
+        if raw is None or raw is UNSET:
+            continue
+        values[name] = _convert(name, raw, "argument")
+    return Settings(**values)

@@ -1,0 +1,72 @@
+"""Attribute names: OpenTelemetry GenAI semantic conventions (`gen_ai.*`) and ours (`agentnb.*`).
+
+Nobody writes these strings anywhere else; import the constants.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# Span names / operation names (gen_ai.operation.name values)
+OP_INVOKE_AGENT: Final = "invoke_agent"
+OP_CHAT: Final = "chat"
+OP_EXECUTE_TOOL: Final = "execute_tool"
+
+# GenAI conventions
+GEN_AI_OPERATION_NAME: Final = "gen_ai.operation.name"
+GEN_AI_SYSTEM: Final = "gen_ai.system"
+GEN_AI_PROVIDER_NAME: Final = "gen_ai.provider.name"
+GEN_AI_AGENT_NAME: Final = "gen_ai.agent.name"
+GEN_AI_AGENT_ID: Final = "gen_ai.agent.id"
+GEN_AI_CONVERSATION_ID: Final = "gen_ai.conversation.id"
+GEN_AI_REQUEST_MODEL: Final = "gen_ai.request.model"
+GEN_AI_REQUEST_MAX_TOKENS: Final = "gen_ai.request.max_tokens"
+GEN_AI_REQUEST_TEMPERATURE: Final = "gen_ai.request.temperature"
+GEN_AI_RESPONSE_MODEL: Final = "gen_ai.response.model"
+GEN_AI_RESPONSE_ID: Final = "gen_ai.response.id"
+GEN_AI_RESPONSE_FINISH_REASONS: Final = "gen_ai.response.finish_reasons"
+GEN_AI_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
+GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
+GEN_AI_TOOL_NAME: Final = "gen_ai.tool.name"
+GEN_AI_TOOL_CALL_ID: Final = "gen_ai.tool.call.id"
+GEN_AI_TOOL_DESCRIPTION: Final = "gen_ai.tool.description"
+GEN_AI_TOOL_TYPE: Final = "gen_ai.tool.type"
+GEN_AI_INPUT_MESSAGES: Final = "gen_ai.input.messages"
+GEN_AI_OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
+GEN_AI_SYSTEM_INSTRUCTIONS: Final = "gen_ai.system_instructions"
+GEN_AI_TOOL_CALL_ARGUMENTS: Final = "gen_ai.tool.call.arguments"
+GEN_AI_TOOL_CALL_RESULT: Final = "gen_ai.tool.call.result"
+ERROR_TYPE: Final = "error.type"
+
+# agentnb's own
+AGENTNB_KIND: Final = "agentnb.kind"
+"""run | step | model_call | tool_call | retry | cache | approval | delegation | budget | stop"""
+AGENTNB_RUN_ID: Final = "agentnb.run.id"
+AGENTNB_PARENT_RUN_ID: Final = "agentnb.run.parent_id"
+AGENTNB_STEP_INDEX: Final = "agentnb.step.index"
+AGENTNB_STEP_KIND: Final = "agentnb.step.kind"
+AGENTNB_STATUS: Final = "agentnb.status"
+AGENTNB_STOP_REASON: Final = "agentnb.stop_reason"
+AGENTNB_COST_USD: Final = "agentnb.cost.usd"
+AGENTNB_CACHE_HIT: Final = "agentnb.cache.hit"
+AGENTNB_RETRY_ATTEMPT: Final = "agentnb.retry.attempt"
+AGENTNB_RETRY_CAUSE: Final = "agentnb.retry.cause"
+AGENTNB_BUDGET_REMAINING_USD: Final = "agentnb.budget.remaining_usd"
+AGENTNB_BUDGET_RESERVED_USD: Final = "agentnb.budget.reserved_usd"
+AGENTNB_BUDGET_LIMIT: Final = "agentnb.budget.limit"
+AGENTNB_BUDGET_SCOPE: Final = "agentnb.budget.scope"
+AGENTNB_POLICY_DECISION: Final = "agentnb.policy.decision"
+AGENTNB_POLICY_RULE: Final = "agentnb.policy.rule"
+AGENTNB_APPROVAL_DECISION: Final = "agentnb.approval.decision"
+AGENTNB_APPROVER: Final = "agentnb.approval.approver"
+AGENTNB_TOOL_REASON: Final = "agentnb.tool.reason"
+AGENTNB_TOOL_EFFECTS: Final = "agentnb.tool.effects"
+AGENTNB_TOOL_STATUS: Final = "agentnb.tool.status"
+AGENTNB_USAGE_MODEL_CALLS: Final = "agentnb.usage.model_calls"
+AGENTNB_USAGE_TOOL_CALLS: Final = "agentnb.usage.tool_calls"
+AGENTNB_USAGE_STEPS: Final = "agentnb.usage.steps"
+AGENTNB_USAGE_CACHED_TOKENS: Final = "agentnb.usage.cached_tokens"
+AGENTNB_USAGE_REASONING_TOKENS: Final = "agentnb.usage.reasoning_tokens"
+AGENTNB_TASK: Final = "agentnb.task"
+AGENTNB_OUTPUT: Final = "agentnb.output"
+AGENTNB_LOOP_REPEATED: Final = "agentnb.loop.repeated"
