@@ -1,0 +1,120 @@
+"""agentnb: LLM agents from a Jupyter prototype to a budget-limited production batch job.
+
+Only the names a notebook user types live here; each is loaded on first use, so
+`import agentnb` stays fast and pandas, matplotlib or httpx load only when needed.
+
+Example:
+    >>> import agentnb as anb
+    >>> anb.Budget(usd=0.5).usd
+    Decimal('0.5')
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# name -> module that defines it. Sorted by casefold, like __all__ (STYLE B2).
+_LAZY: dict[str, str] = {
+    "Agent": "agentnb.runtime",
+    "AgentnbError": "agentnb.core",
+    "AgentnbWarning": "agentnb.core",
+    "annotate": "agentnb.tracing",
+    "annotations": "agentnb.tracing",
+    "audit": "agentnb.governance",
+    "AuditChainBroken": "agentnb.core",
+    "Budget": "agentnb.runtime",
+    "budget": "agentnb.runtime",
+    "BudgetExceeded": "agentnb.core",
+    "ConfigError": "agentnb.core",
+    "CostUnknownWarning": "agentnb.core",
+    "diff": "agentnb.tracing",
+    "export_otlp": "agentnb.tracing",
+    "http_client": "agentnb.governance",
+    "LoopDetected": "agentnb.core",
+    "Message": "agentnb.core",
+    "ModelError": "agentnb.core",
+    "ModelHTTPError": "agentnb.core",
+    "ModelRetry": "agentnb.core",
+    "ModelTimeout": "agentnb.core",
+    "NetworkBlocked": "agentnb.core",
+    "Policy": "agentnb.governance",
+    "PolicyDenied": "agentnb.core",
+    "replay": "agentnb.runtime",
+    "ReplayDiverged": "agentnb.core",
+    "RetriesExhausted": "agentnb.core",
+    "Rule": "agentnb.governance",
+    "Run": "agentnb.runtime",
+    "RunResult": "agentnb.runtime",
+    "RunStopped": "agentnb.core",
+    "set_price": "agentnb.models",
+    "spans": "agentnb.tracing",
+    "spent": "agentnb.runtime",
+    "Step": "agentnb.runtime",
+    "StopRequested": "agentnb.core",
+    "tool": "agentnb.runtime",
+    "Tool": "agentnb.runtime",
+    "ToolFailed": "agentnb.core",
+    "traces": "agentnb.tracing",
+    "Usage": "agentnb.core",
+    "UsageError": "agentnb.core",
+    "WallTimeExceeded": "agentnb.core",
+    "WorkspaceViolation": "agentnb.core",
+}
+
+# Layer packages a user reaches as attributes: `anb.models.list_sim()`, `anb.jobs.run_notebook()`.
+_SUBMODULES = ("core", "evals", "governance", "jobs", "models", "notebook", "runtime", "testing",
+               "tracing")
+
+__all__ = sorted(_LAZY, key=str.casefold)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        if isinstance(value, type) and value.__module__.startswith("agentnb."):
+            # Reprs and tracebacks read `agentnb.Agent` (httpx does the same).
+            value.__module__ = "agentnb"
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        module = importlib.import_module(f"agentnb.{name}")
+        globals()[name] = module
+        return module
+    msg = f"module 'agentnb' has no attribute {name!r}"
+    raise AttributeError(msg)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__, *_SUBMODULES})
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from agentnb import core, governance, models, runtime, tracing
+    from agentnb.core import (
+        AgentnbError,
+        AgentnbWarning,
+        AuditChainBroken,
+        BudgetExceeded,
+        ConfigError,
+        CostUnknownWarning,
+        LoopDetected,
+        Message,
+        ModelError,
+        ModelHTTPError,
+        ModelRetry,
+        ModelTimeout,
+        NetworkBlocked,
+        PolicyDenied,
+        ReplayDiverged,
+        RetriesExhausted,
+        RunStopped,
+        StopRequested,
+        ToolFailed,
+        Usage,
+        UsageError,
+        WallTimeExceeded,
+        WorkspaceViolation,
+    )

@@ -1,0 +1,625 @@
+"""`AnthropicModel`: the Anthropic Messages API (`POST /v1/messages`) over httpx.
+
+Streamed (SSE) and plain requests give the same `ModelResponse`. Choices made where the wire
+format and our messages do not line up one to one:
+
+- System messages, wherever they sit in the conversation, are joined (blank line between) into
+  the top-level `system` field: the Messages API has no system role.
+- Tool results (`role="tool"`) become `tool_result` blocks of a `user` message; consecutive
+  messages of the same role are merged, with `tool_result` blocks first, as the API requires.
+- A `ToolCallPart` whose `arguments` are not a JSON object is sent back with `input: {}`: the API
+  only accepts an object there, and the runtime's error result for that call already tells the
+  model what was wrong. Sending the raw text under an invented key would teach it a fake argument.
+- `thinking` blocks are returned as `ThinkingPart`s with their signature and are sent back
+  unchanged. `redacted_thinking` blocks become a `ThinkingPart` with empty text whose signature
+  is the block's `data` prefixed with `anthropic-redacted:`. A `ThinkingPart` without a signature
+  (from another provider) is not sent: the API would reject it.
+- `stop_reason` maps to `finish_reason`: `end_turn`/`stop_sequence` -> "stop", `tool_use` ->
+  "tool_calls", `max_tokens` and `model_context_window_exceeded` -> "length", `refusal` ->
+  "refusal", and `pause_turn` -> "length" (the turn is incomplete: send the response back as the
+  assistant message to let the model continue). The raw value is kept in `raw_finish_reason`.
+- A `refusal` keeps whatever text arrived and adds a `RefusalPart` describing the refusal. When
+  such a message is sent back, the `RefusalPart` is dropped if the message has text.
+- Usage: Anthropic's `input_tokens` excludes cache reads and writes; our `Usage.input_tokens`
+  includes them (`cached_tokens` = cache reads, `cache_write_tokens` = cache creation).
+- An `error` event inside a 200 stream raises `ModelHTTPError` with the status the same error
+  would have had as an HTTP answer (`overloaded_error` -> 529, retried; `invalid_request_error`
+  -> 400, not retried).
+
+Retries: when an attempt fails and is retried, deltas it already reported through `on_event`
+were real; the `on_retry` hook is called before the retry sleeps, so a consumer can reset.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, NoReturn
+from urllib.parse import urlsplit
+
+from agentnb.core import (
+    AgentnbError,
+    ConfigError,
+    FinishReason,
+    Message,
+    ModelConnectionError,
+    ModelHTTPError,
+    Part,
+    RefusalPart,
+    TextPart,
+    ThinkingPart,
+    ToolCallPart,
+    ToolDefinition,
+    UnexpectedModelOutput,
+    Usage,
+    UsageError,
+)
+from agentnb.models._base import ModelBase, ModelInfo, ModelResponse, ModelSettings, StreamEvent
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from types import ModuleType
+
+    import httpx
+
+    from agentnb.models._base import StreamCallback
+    from agentnb.models._http import RetryHook
+
+__all__ = ["ANTHROPIC_VERSION", "AnthropicModel"]
+
+ANTHROPIC_VERSION = "2023-06-01"
+"""The `anthropic-version` header sent with every request."""
+
+DEFAULT_BASE_URL = "https://api.anthropic.com"
+REDACTED_PREFIX = "anthropic-redacted:"
+
+_STOP_REASONS: dict[str, FinishReason] = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "tool_use": "tool_calls",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "pause_turn": "length",
+    "refusal": "refusal",
+}
+
+# The HTTP status each documented error type is answered with, for errors inside a 200 stream.
+_ERROR_STATUS = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "billing_error": 402,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "timeout_error": 504,
+    "overloaded_error": 529,
+}
+
+
+def _http() -> ModuleType:
+    # httpx and tenacity load on first use, so `import agentnb` stays fast.
+    from agentnb.models import _http as http  # noqa: PLC0415
+
+    return http
+
+
+def _decimal(value: Decimal | float | str | None) -> Decimal | None:
+    if value is None or isinstance(value, Decimal):
+        return value
+    return Decimal(str(value))
+
+
+def _table_price(name: str) -> dict[str, Any]:
+    """Prices and limits from `agentnb.models._pricing`, or nothing when unknown or absent."""
+    try:
+        # Written alongside this module; absent or failing, the model is simply unpriced.
+        from agentnb.models._pricing import lookup_price  # type: ignore[import-not-found]  # noqa: PLC0415
+    except ImportError:
+        return {}
+    try:
+        found: Any = lookup_price("anthropic", name)
+    except (LookupError, ValueError, AgentnbError):
+        return {}
+    if found is None:
+        return {}
+    out: dict[str, Any] = {}
+    for field, aliases in (
+        ("input_per_mtok", ("input_per_mtok",)),
+        ("output_per_mtok", ("output_per_mtok",)),
+        ("cached_input_per_mtok", ("cached_input_per_mtok", "cache_read_per_mtok")),
+        ("cache_write_per_mtok", ("cache_write_per_mtok",)),
+        ("context_window", ("context_window",)),
+    ):
+        for alias in aliases:
+            value = found.get(alias) if isinstance(found, dict) else getattr(found, alias, None)
+            if value is not None:
+                out[field] = value
+                break
+    return out
+
+
+class AnthropicModel(ModelBase):
+    """A Claude model over the Anthropic Messages API.
+
+    Args:
+        name: The model name, e.g. `"claude-sonnet-4-5"`.
+        base_url: Server root; defaults to `ANTHROPIC_BASE_URL` or `https://api.anthropic.com`.
+            Requests go to `{base_url}/v1/messages` (a `base_url` ending in `/v1` works too).
+        api_key: Sent as `x-api-key`; defaults to `ANTHROPIC_API_KEY`. Required for
+            api.anthropic.com; optional for other servers (proxies, fakes).
+        stream: Make every request a streamed one; results are the same.
+        max_tokens: Output cap when a call does not set one (the API requires one).
+        temperature: Sampling temperature when a call does not set one.
+        timeout_s: Per-attempt timeout, streaming included.
+        max_retries: Retries after the first attempt for 429, 5xx, 529 and connection errors.
+        http_client: Your own `httpx.AsyncClient` (e.g. with a `MockTransport`); never closed.
+        input_per_mtok: USD per million input tokens; otherwise from the price table.
+        output_per_mtok: USD per million output tokens; otherwise from the price table.
+        headers: Extra headers (e.g. `anthropic-beta`); they win over ours.
+        thinking_budget_tokens: Enable extended thinking with this budget (must be below
+            `max_tokens`).
+        on_retry: Called as `on_retry(attempt, error, sleep_s)` before each retry sleeps.
+        backoff_base_s: First backoff step; later ones double, with full jitter.
+
+    Example:
+        >>> from agentnb.core import Message, run_sync
+        >>> from agentnb.testing.anthropic_server import FakeAnthropicServer
+        >>> async def ask(model: AnthropicModel, text: str) -> str:
+        ...     try:
+        ...         return (await model.request([Message.user(text)])).text
+        ...     finally:
+        ...         await model.aclose()
+        >>> with FakeAnthropicServer(["Hello!"]) as server:
+        ...     run_sync(ask(AnthropicModel("claude-sonnet-4-5", base_url=server.url), "Hi"))
+        'Hello!'
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        stream: bool = False,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        timeout_s: float = 60.0,
+        max_retries: int = 2,
+        http_client: httpx.AsyncClient | None = None,
+        input_per_mtok: Decimal | float | str | None = None,
+        output_per_mtok: Decimal | float | str | None = None,
+        headers: dict[str, str] | None = None,
+        thinking_budget_tokens: int | None = None,
+        on_retry: RetryHook | None = None,
+        backoff_base_s: float = 0.5,
+    ) -> None:
+        source = "argument" if base_url else "ANTHROPIC_BASE_URL"
+        root = (base_url or os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        if not root.startswith(("http://", "https://")):
+            msg = f"Anthropic base URL {root!r} is not an http(s) URL."
+            raise ConfigError(msg, source=source, hint="Use e.g. `https://api.anthropic.com`.")
+        self.base_url = root
+        self.url = f"{root}/messages" if root.endswith("/v1") else f"{root}/v1/messages"
+        self.api_key = api_key or os.environ.get("ANTHROPIC_API_KEY") or None
+        if self.api_key is None and urlsplit(root).hostname == "api.anthropic.com":
+            msg = f"No API key for Anthropic model {name!r} at {root}."
+            raise ConfigError(msg, source="ANTHROPIC_API_KEY",
+                              hint="Set ANTHROPIC_API_KEY or pass `api_key=`.")
+        if thinking_budget_tokens is not None and max_tokens is not None \
+                and max_tokens <= thinking_budget_tokens:
+            msg = (f"max_tokens={max_tokens!r} must exceed thinking_budget_tokens="
+                   f"{thinking_budget_tokens!r} for model {name!r}.")
+            raise ConfigError(msg, source="argument", hint="Raise `max_tokens=`.")
+        self.stream_requests = stream
+        self.temperature = temperature
+        self.timeout_s = timeout_s
+        self.max_retries = max_retries
+        self.headers = dict(headers or {})
+        self.thinking_budget_tokens = thinking_budget_tokens
+        self.on_retry = on_retry
+        """Called as `on_retry(attempt, error, sleep_s)` before each retry; settable later."""
+        self.backoff_base_s = backoff_base_s
+        self._pool = _http().ClientPool(timeout_s=timeout_s, given=http_client)
+        table = _table_price(name) if input_per_mtok is None or output_per_mtok is None else {}
+        default_max = 4096 if thinking_budget_tokens is None else thinking_budget_tokens + 4096
+        self._info = ModelInfo(
+            provider="anthropic",
+            name=name,
+            input_per_mtok=_decimal(input_per_mtok if input_per_mtok is not None
+                                    else table.get("input_per_mtok")),
+            output_per_mtok=_decimal(output_per_mtok if output_per_mtok is not None
+                                     else table.get("output_per_mtok")),
+            cached_input_per_mtok=_decimal(table.get("cached_input_per_mtok")),
+            cache_write_per_mtok=_decimal(table.get("cache_write_per_mtok")),
+            context_window=table.get("context_window"),
+            max_output_tokens=max_tokens or default_max,
+            system="anthropic",
+        )
+
+    # -- public protocol ---------------------------------------------------------------------
+
+    async def request(
+        self,
+        messages: Sequence[Message],
+        *,
+        tools: Sequence[ToolDefinition] = (),
+        settings: ModelSettings | None = None,
+    ) -> ModelResponse:
+        """Send one request and return the whole answer (streamed when `stream=True`)."""
+        if self.stream_requests:
+            return await self.stream(messages, tools=tools, settings=settings)
+        body = self.build_body(messages, tools=tools, settings=settings, stream=False)
+        return await self._send(body, None)
+
+    async def stream(
+        self,
+        messages: Sequence[Message],
+        *,
+        tools: Sequence[ToolDefinition] = (),
+        settings: ModelSettings | None = None,
+        on_event: StreamCallback | None = None,
+    ) -> ModelResponse:
+        """Send one streamed request; report deltas to `on_event`; return the whole answer."""
+        body = self.build_body(messages, tools=tools, settings=settings, stream=True)
+        return await self._send(body, on_event)
+
+    async def aclose(self) -> None:
+        """Close the HTTP client this model made for the running loop."""
+        await self._pool.aclose()
+
+    # -- request -----------------------------------------------------------------------------
+
+    def request_headers(self) -> dict[str, str]:
+        """The headers sent with every request (the API key included)."""
+        headers = {"anthropic-version": ANTHROPIC_VERSION, "content-type": "application/json"}
+        if self.api_key:
+            headers["x-api-key"] = self.api_key
+        headers.update(self.headers)
+        return headers
+
+    def build_body(
+        self,
+        messages: Sequence[Message],
+        *,
+        tools: Sequence[ToolDefinition] = (),
+        settings: ModelSettings | None = None,
+        stream: bool = False,
+    ) -> dict[str, Any]:
+        """The JSON body of a `/v1/messages` request.
+
+        Raises:
+            UsageError: a setting the Messages API cannot honour (`n` > 1).
+            ConfigError: `max_tokens` does not exceed the thinking budget.
+        """
+        s = settings or ModelSettings()
+        if s.n is not None and s.n > 1:
+            msg = f"Anthropic model {self.info.name!r} cannot return n={s.n!r} choices."
+            raise UsageError(msg, hint="Send several requests instead of setting `n`.")
+        max_tokens = s.max_tokens or self.info.max_output_tokens
+        if self.thinking_budget_tokens is not None and max_tokens <= self.thinking_budget_tokens:
+            msg = (f"max_tokens={max_tokens!r} must exceed thinking_budget_tokens="
+                   f"{self.thinking_budget_tokens!r} for model {self.info.name!r}.")
+            raise ConfigError(msg, source="settings", hint="Raise `max_tokens`.")
+        system, wire = to_wire_messages(messages)
+        body: dict[str, Any] = {"model": self.info.name, "max_tokens": max_tokens,
+                                "messages": wire}
+        if system:
+            body["system"] = system
+        temperature = s.temperature if s.temperature is not None else self.temperature
+        if temperature is not None:
+            body["temperature"] = temperature
+        if s.stop:
+            body["stop_sequences"] = list(s.stop)
+        if tools:
+            body["tools"] = [{"name": t.name, "description": t.description,
+                              "input_schema": t.parameters} for t in tools]
+            choice = _tool_choice(s)
+            if choice is not None:
+                body["tool_choice"] = choice
+        if self.thinking_budget_tokens is not None:
+            body["thinking"] = {"type": "enabled", "budget_tokens": self.thinking_budget_tokens}
+        if stream:
+            body["stream"] = True
+        if s.extra_body:
+            body.update(s.extra_body)
+        return body
+
+    async def _send(self, body: dict[str, Any], on_event: StreamCallback | None) -> ModelResponse:
+        streamed = bool(body.get("stream"))
+
+        async def attempt() -> ModelResponse:
+            client = self._pool.get()
+            request = client.build_request("POST", self.url, json=body,
+                                           headers=self.request_headers())
+            response = await client.send(request, stream=streamed)
+            try:
+                return await self._read(response, on_event)
+            finally:
+                await response.aclose()
+
+        return await _http().send_with_retries(
+            attempt, model=self.info.id, url=self.url, max_retries=self.max_retries,
+            timeout_s=self.timeout_s, backoff_base_s=self.backoff_base_s, on_retry=self.on_retry,
+        )
+
+    async def _read(self, response: httpx.Response, on_event: StreamCallback | None
+                    ) -> ModelResponse:
+        content_type = response.headers.get("content-type", "")
+        if response.status_code >= 400 or "text/event-stream" not in content_type:
+            text = (await response.aread()).decode(response.encoding or "utf-8", "replace")
+            _http().raise_for_status(response, text, model=self.info.id)
+            return self.parse_message(text)
+        return await self._parse_stream(response, on_event)
+
+    # -- responses ---------------------------------------------------------------------------
+
+    def parse_message(self, text: str) -> ModelResponse:
+        """Parse a non-streamed `/v1/messages` answer.
+
+        Raises:
+            UnexpectedModelOutput: the body is not a Messages API message.
+            ModelHTTPError: the body is an `error` object.
+        """
+        data = self._json(text, text)
+        if not isinstance(data, dict):
+            self._unexpected("a JSON object", text)
+        if data.get("type") == "error":
+            raise self._error(data, text)
+        content = data.get("content")
+        if not isinstance(content, list):
+            self._unexpected("a message with a `content` list", text)
+        acc = _Accumulator()
+        acc.start(data)
+        for index, block in enumerate(content):
+            if not isinstance(block, dict):
+                self._unexpected("content blocks as objects", text)
+            acc.block_start(index, block)
+            if block.get("type") == "tool_use":
+                acc.args[index] = [json.dumps(block.get("input") or {}, ensure_ascii=False)]
+        acc.stop_reason = data.get("stop_reason")
+        return self._finish(acc)
+
+    async def _parse_stream(self, response: httpx.Response, on_event: StreamCallback | None
+                            ) -> ModelResponse:
+        acc = _Accumulator()
+        stopped = False
+        async for sse in _http().aiter_sse(response.aiter_lines()):
+            data = self._json(sse.data, sse.data)
+            if not isinstance(data, dict):
+                self._unexpected("JSON objects in stream events", sse.data)
+            kind = data.get("type", sse.event)
+            if kind == "ping":
+                continue
+            if kind == "error":
+                raise self._error(data, sse.data)
+            if kind == "message_start":
+                acc.start(data.get("message") or {})
+            elif kind == "content_block_start":
+                index, block = data.get("index", 0), data.get("content_block") or {}
+                acc.block_start(index, block)
+                if on_event is not None and block.get("type") == "tool_use":
+                    on_event(StreamEvent(kind="tool_call", delta="", index=index,
+                                         name=block.get("name")))
+            elif kind == "content_block_delta":
+                event = acc.delta(data.get("index", 0), data.get("delta") or {})
+                if on_event is not None and event is not None:
+                    on_event(event)
+            elif kind == "message_delta":
+                acc.stop_reason = (data.get("delta") or {}).get("stop_reason", acc.stop_reason)
+                acc.add_usage(data.get("usage") or {})
+            elif kind == "message_stop":
+                stopped = True
+                break
+        if not stopped:
+            msg = (f"The stream from model {self.info.id!r} at {self.url} ended before "
+                   "`message_stop`.")
+            raise ModelConnectionError(msg, model=self.info.id, url=self.url)
+        return self._finish(acc)
+
+    def _finish(self, acc: _Accumulator) -> ModelResponse:
+        parts = acc.parts()
+        raw = acc.stop_reason
+        finish: FinishReason | None = None if raw is None else _STOP_REASONS.get(raw, "stop")
+        if raw == "refusal":
+            text = "".join(p.text for p in parts if isinstance(p, TextPart)).strip()
+            note = "The model declined to continue (Anthropic stop_reason 'refusal')"
+            parts = (*parts, RefusalPart(text=f"{note}: {text}" if text else f"{note}."))
+        u = acc.usage
+        cache_read = int(u.get("cache_read_input_tokens") or 0)
+        cache_write = int(u.get("cache_creation_input_tokens") or 0)
+        input_tokens = int(u.get("input_tokens") or 0) + cache_read + cache_write
+        output_tokens = int(u.get("output_tokens") or 0)
+        usd = self.info.cost(input_tokens=input_tokens, output_tokens=output_tokens,
+                             cached_tokens=cache_read, cache_write_tokens=cache_write)
+        usage = Usage(input_tokens=input_tokens, output_tokens=output_tokens,
+                      cached_tokens=cache_read, cache_write_tokens=cache_write,
+                      model_calls=1, usd=usd)
+        return ModelResponse(parts=parts, usage=usage, finish_reason=finish,
+                             raw_finish_reason=raw, model_name=acc.model or self.info.name,
+                             provider_id=acc.id)
+
+    def _json(self, text: str, body: str) -> Any:
+        try:
+            return json.loads(text)
+        except ValueError:
+            self._unexpected("JSON", body)
+
+    def _unexpected(self, what: str, body: str) -> NoReturn:
+        snippet = body if len(body) <= 200 else body[:200] + "..."
+        msg = f"Model {self.info.id!r} at {self.url} answered with something other than {what}: "
+        raise UnexpectedModelOutput(msg + repr(snippet), body=body, model=self.info.id,
+                                    hint="Check that `base_url=` points at an Anthropic "
+                                    "Messages API server.")
+
+    def _error(self, data: dict[str, Any], body: str) -> ModelHTTPError:
+        error = data.get("error") or {}
+        kind = str(error.get("type", "api_error")) if isinstance(error, dict) else "api_error"
+        status = _ERROR_STATUS.get(kind, 500)
+        detail = error.get("message", "") if isinstance(error, dict) else str(error)
+        msg = f"Model {self.info.id!r} sent an error in its answer: {kind}: {detail}"
+        return ModelHTTPError(status_code=status, body=body, model=self.info.id, message=msg)
+
+
+def _tool_choice(s: ModelSettings) -> dict[str, Any] | None:
+    choice: dict[str, Any] | None
+    if s.tool_choice is None:
+        choice = None if s.parallel_tool_calls is not False else {"type": "auto"}
+    elif s.tool_choice in ("auto", "none"):
+        choice = {"type": s.tool_choice}
+    elif s.tool_choice in ("required", "any"):
+        choice = {"type": "any"}
+    else:
+        choice = {"type": "tool", "name": s.tool_choice}
+    if choice is not None and s.parallel_tool_calls is False and choice["type"] != "none":
+        choice["disable_parallel_tool_use"] = True
+    return choice
+
+
+def _tool_input(arguments: str) -> dict[str, Any]:
+    try:
+        value = json.loads(arguments) if arguments.strip() else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _blocks(message: Message) -> list[dict[str, Any]]:
+    has_text = any(isinstance(p, TextPart) and p.text for p in message.parts)
+    blocks: list[dict[str, Any]] = []
+    for p in message.parts:
+        if isinstance(p, TextPart):
+            if p.text:
+                blocks.append({"type": "text", "text": p.text})
+        elif isinstance(p, RefusalPart):
+            if p.text and not has_text:
+                blocks.append({"type": "text", "text": p.text})
+        elif isinstance(p, ThinkingPart):
+            if p.signature and p.signature.startswith(REDACTED_PREFIX):
+                blocks.append({"type": "redacted_thinking",
+                               "data": p.signature.removeprefix(REDACTED_PREFIX)})
+            elif p.signature:
+                blocks.append({"type": "thinking", "thinking": p.text,
+                               "signature": p.signature})
+        elif isinstance(p, ToolCallPart):
+            blocks.append({"type": "tool_use", "id": p.id, "name": p.name,
+                           "input": _tool_input(p.arguments)})
+        else:
+            block: dict[str, Any] = {"type": "tool_result", "tool_use_id": p.call_id,
+                                     "content": p.content}
+            if p.is_error:
+                block["is_error"] = True
+            blocks.append(block)
+    return blocks
+
+
+def to_wire_messages(messages: Sequence[Message]) -> tuple[str | None, list[dict[str, Any]]]:
+    """Map our messages to the Messages API's `system` and `messages` fields.
+
+    Example:
+        >>> system, wire = to_wire_messages([Message.system("Be brief."), Message.user("Hi")])
+        >>> system, wire
+        ('Be brief.', [{'role': 'user', 'content': [{'type': 'text', 'text': 'Hi'}]}])
+    """
+    system: list[str] = []
+    wire: list[dict[str, Any]] = []
+    for m in messages:
+        if m.role == "system":
+            if m.text:
+                system.append(m.text)
+            continue
+        role = "assistant" if m.role == "assistant" else "user"
+        blocks = _blocks(m)
+        if not blocks:
+            continue
+        if wire and wire[-1]["role"] == role:
+            wire[-1]["content"].extend(blocks)
+        else:
+            wire.append({"role": role, "content": blocks})
+    for entry in wire:
+        if entry["role"] == "user":
+            # The API rejects a user message whose tool_result blocks do not come first.
+            entry["content"].sort(key=lambda b: b["type"] != "tool_result")
+    return ("\n\n".join(system) or None), wire
+
+
+class _Accumulator:
+    """Builds a response from a message's blocks, whole or as stream deltas."""
+
+    def __init__(self) -> None:
+        self.id: str | None = None
+        self.model: str | None = None
+        self.usage: dict[str, Any] = {}
+        self.stop_reason: str | None = None
+        self.blocks: dict[int, dict[str, Any]] = {}
+        self.texts: dict[int, list[str]] = {}
+        self.args: dict[int, list[str]] = {}
+        self.signatures: dict[int, list[str]] = {}
+
+    def start(self, message: dict[str, Any]) -> None:
+        self.id = message.get("id") or self.id
+        self.model = message.get("model") or self.model
+        self.add_usage(message.get("usage") or {})
+
+    def add_usage(self, usage: dict[str, Any]) -> None:
+        # message_delta counts are cumulative, so a later value replaces an earlier one.
+        self.usage.update({k: v for k, v in usage.items() if v is not None})
+
+    def block_start(self, index: int, block: dict[str, Any]) -> None:
+        self.blocks[index] = block
+        kind = block.get("type")
+        if kind == "text":
+            self.texts[index] = [block.get("text") or ""]
+        elif kind == "thinking":
+            self.texts[index] = [block.get("thinking") or ""]
+            self.signatures[index] = [block.get("signature") or ""]
+        elif kind == "tool_use":
+            self.args[index] = []
+
+    def delta(self, index: int, delta: dict[str, Any]) -> StreamEvent | None:
+        kind = delta.get("type")
+        if kind == "text_delta":
+            self.texts.setdefault(index, []).append(text := delta.get("text") or "")
+            return StreamEvent(kind="text", delta=text, index=index)
+        if kind == "thinking_delta":
+            self.texts.setdefault(index, []).append(text := delta.get("thinking") or "")
+            return StreamEvent(kind="thinking", delta=text, index=index)
+        if kind == "signature_delta":
+            self.signatures.setdefault(index, []).append(delta.get("signature") or "")
+        elif kind == "input_json_delta":
+            self.args.setdefault(index, []).append(text := delta.get("partial_json") or "")
+            return StreamEvent(kind="tool_call", delta=text, index=index) if text else None
+        return None
+
+    def parts(self) -> tuple[Part, ...]:
+        parts: list[Part] = []
+        for index in sorted(self.blocks):
+            block = self.blocks[index]
+            kind = block.get("type")
+            if kind == "text":
+                parts.append(TextPart(text="".join(self.texts.get(index, []))))
+            elif kind == "thinking":
+                signature = "".join(self.signatures.get(index, [])) or None
+                parts.append(ThinkingPart(text="".join(self.texts.get(index, [])),
+                                          signature=signature))
+            elif kind == "redacted_thinking":
+                parts.append(ThinkingPart(text="", signature=REDACTED_PREFIX
+                                          + str(block.get("data", ""))))
+            elif kind == "tool_use":
+                parts.append(ToolCallPart(id=str(block.get("id", "")),
+                                          name=str(block.get("name", "")),
+                                          arguments=_normalise_args("".join(self.args[index]))))
+        return tuple(parts)
+
+
+def _normalise_args(text: str) -> str:
+    """One spelling for a tool's input, whether it arrived whole or in fragments."""
+    if not text.strip():
+        return "{}"
+    try:
+        return json.dumps(json.loads(text), ensure_ascii=False)
+    except ValueError:
+        # Malformed: keep the model's text so the runtime can show it what went wrong.
+        return text
