@@ -12,7 +12,7 @@ Example:
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 __version__ = "0.1.0"
 
@@ -68,7 +68,52 @@ _LAZY: dict[str, str] = {
 _SUBMODULES = ("core", "evals", "governance", "jobs", "models", "notebook", "runtime", "testing",
                "tracing")
 
-__all__ = sorted(_LAZY, key=str.casefold)
+__all__ = [
+    "Agent",
+    "AgentnbError",
+    "AgentnbWarning",
+    "annotate",
+    "annotations",
+    "audit",
+    "AuditChainBroken",
+    "Budget",
+    "budget",
+    "BudgetExceeded",
+    "ConfigError",
+    "CostUnknownWarning",
+    "diff",
+    "export_otlp",
+    "http_client",
+    "LoopDetected",
+    "Message",
+    "ModelError",
+    "ModelHTTPError",
+    "ModelRetry",
+    "ModelTimeout",
+    "NetworkBlocked",
+    "Policy",
+    "PolicyDenied",
+    "replay",
+    "ReplayDiverged",
+    "RetriesExhausted",
+    "Rule",
+    "Run",
+    "RunResult",
+    "RunStopped",
+    "set_price",
+    "spans",
+    "spent",
+    "Step",
+    "StopRequested",
+    "tool",
+    "Tool",
+    "ToolFailed",
+    "traces",
+    "Usage",
+    "UsageError",
+    "WallTimeExceeded",
+    "WorkspaceViolation",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -89,32 +134,3 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted({*globals(), *__all__, *_SUBMODULES})
-
-
-if TYPE_CHECKING:  # pragma: no cover
-    from agentnb import core, governance, models, runtime, tracing
-    from agentnb.core import (
-        AgentnbError,
-        AgentnbWarning,
-        AuditChainBroken,
-        BudgetExceeded,
-        ConfigError,
-        CostUnknownWarning,
-        LoopDetected,
-        Message,
-        ModelError,
-        ModelHTTPError,
-        ModelRetry,
-        ModelTimeout,
-        NetworkBlocked,
-        PolicyDenied,
-        ReplayDiverged,
-        RetriesExhausted,
-        RunStopped,
-        StopRequested,
-        ToolFailed,
-        Usage,
-        UsageError,
-        WallTimeExceeded,
-        WorkspaceViolation,
-    )

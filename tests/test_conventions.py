@@ -65,7 +65,7 @@ def test_public_classes_read_as_agentnb() -> None:
 def test_unknown_attribute_is_an_attribute_error() -> None:
     """A misspelt top-level name gives a plain AttributeError naming it."""
     with pytest.raises(AttributeError, match="Agnet"):
-        agentnb.Agnet  # noqa: B018
+        agentnb.Agnet
 
 
 def _error_classes() -> list[type[BaseException]]:

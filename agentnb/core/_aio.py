@@ -25,7 +25,7 @@ _loop: asyncio.AbstractEventLoop | None = None
 
 
 def _start() -> asyncio.AbstractEventLoop:
-    global _loop  # noqa: PLW0603 - one loop per process, created lazily
+    global _loop
     with _lock:
         if _loop is None or _loop.is_closed():
             new = asyncio.new_event_loop()
@@ -77,25 +77,31 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
         )
     target = _start()
     ctx = contextvars.copy_context()
-    ctx.run(_ON_LOOP.set, True)  # noqa: FBT003 - a ContextVar value, not a flag argument
+    ctx.run(_ON_LOOP.set, True)
     task_box: list[asyncio.Task[T]] = []
+    finished = threading.Event()
 
     async def launch() -> T:
         task = asyncio.get_running_loop().create_task(coro, context=ctx)
+        task.add_done_callback(lambda _: finished.set())
         task_box.append(task)
         return await task
+
+    def cancel() -> None:
+        if task_box:
+            task_box[0].cancel()
+        else:
+            coro.close()
+            finished.set()
 
     future = asyncio.run_coroutine_threadsafe(launch(), target)
     try:
         return future.result()
     except KeyboardInterrupt:
-        if task_box:
-            target.call_soon_threadsafe(task_box[0].cancel)
-        future.cancel()
-        try:
-            future.result(timeout=10)
-        except (concurrent.futures.CancelledError, asyncio.CancelledError, Exception):  # noqa: BLE001, S110
-            pass
+        # Cancel our task on its own loop and wait for its cleanup (finally blocks, spans,
+        # checkpoints) before the interrupt reaches the caller.
+        target.call_soon_threadsafe(cancel)
+        finished.wait(10)
         raise
     except concurrent.futures.CancelledError:
         raise asyncio.CancelledError from None

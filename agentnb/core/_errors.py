@@ -3,7 +3,7 @@
 ```
 AgentnbError                      base; .message, .hint; str() = message + hint
 ├─ UsageError                     the caller misused the API (run() from a sync tool, bad arguments)
-├─ ConfigError (also ValueError)  bad setting, env var or model string; names the source of the value
+├─ ConfigError (also ValueError)  bad setting, env var or model string; names its source
 ├─ ModelError                     .model
 │  ├─ ModelHTTPError              .status_code, .body, .headers (lowercased), .retryable
 │  ├─ ModelTimeout (TimeoutError) .timeout_s
@@ -119,9 +119,8 @@ class ConfigError(AgentnbError, ValueError):
     """A bad setting, environment variable or model string.
 
     Example:
-        >>> raise ConfigError("Unknown provider 'foo' in model string 'foo:bar'.", source="argument")
-        Traceback (most recent call last):
-        agentnb.ConfigError: Unknown provider 'foo' in model string 'foo:bar'. (from argument)
+        >>> str(ConfigError("Unknown provider 'foo'.", source="argument"))
+        "Unknown provider 'foo'. (from argument)"
     """
 
     def __init__(self, message: str, *, source: str | None = None, hint: str | None = None) -> None:
@@ -161,7 +160,8 @@ class ModelHTTPError(ModelError):
         self.body = body
         self.headers = {k.lower(): v for k, v in (headers or {}).items()}
         self.retryable = (
-            retryable if retryable is not None else status_code in (408, 409, 429) or status_code >= 500
+            retryable if retryable is not None
+            else status_code in (408, 409, 429) or status_code >= 500
         )
         if message is None:
             snippet = body if len(body) <= 300 else body[:300] + "..."
@@ -200,7 +200,8 @@ class ModelConnectionError(ModelError, ConnectionError):
         self.url = url
         super().__init__(
             message, model=model,
-            hint=hint or "Check `base_url=` (or OPENAI_BASE_URL / ANTHROPIC_BASE_URL) and that "
+            hint=hint or "Check `base_url=` (or OPENAI_BASE_URL / ANTHROPIC_BASE_URL) and "
+            "that "
             "the server is running.",
         )
 
@@ -390,7 +391,7 @@ class JobFailed(AgentnbError):
         super().__init__(message)
 
 
-class ModelRetry(Exception):  # noqa: N818 - a signal, named for what it asks
+class ModelRetry(Exception):
     """Raised by tool code to send a retry prompt to the model.
 
     Example:
@@ -404,7 +405,7 @@ class ModelRetry(Exception):  # noqa: N818 - a signal, named for what it asks
         super().__init__(message)
 
 
-class ToolFailed(Exception):  # noqa: N818 - a signal, named for what it asks
+class ToolFailed(Exception):
     """Raised by tool code for a terminal failure that the model sees as the tool's result."""
 
     def __init__(self, message: str) -> None:

@@ -32,7 +32,7 @@ class Settings:
     default_model: str = "sim:careful"
     """The model an `Agent` gets when none is named (`AGENTNB_MODEL`)."""
     sim_latency: float = 1.0
-    """Scale of the `sim:` models' simulated latency; 0 makes them instant (`AGENTNB_SIM_LATENCY`)."""
+    """Scale of the `sim:` models' latency; 0 makes them instant (`AGENTNB_SIM_LATENCY`)."""
     trace: bool = True
     """Record spans into the trace store (`AGENTNB_TRACE`)."""
     record_content: bool = True
@@ -46,6 +46,8 @@ class Settings:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+# The short name is the documented one; the long one follows the field name.
+_ENV_NAMES = {"default_model": ("AGENTNB_MODEL", "AGENTNB_DEFAULT_MODEL")}
 
 
 def _convert(name: str, raw: Any, source: str) -> Any:
@@ -59,7 +61,7 @@ def _convert(name: str, raw: Any, source: str) -> Any:
                 return True
             if text in ("0", "false", "no", "off"):
                 return False
-            raise ValueError(text)  # noqa: TRY301 - one path for every bad value
+            raise ValueError(text)
         if isinstance(default, float):
             return float(raw)
         if isinstance(default, Path):
@@ -109,9 +111,10 @@ def resolve(
             raise ConfigError(msg, source=str(pyproject), hint=f"Known: {sorted(_FIELDS)}.")
         values[name] = _convert(name, raw, str(pyproject))
     for name in _FIELDS:
-        var = f"AGENTNB_{name.upper()}"
-        if var in env:
-            values[name] = _convert(name, env[var], f"environment variable {var}")
+        for var in _ENV_NAMES.get(name, (f"AGENTNB_{name.upper()}",)):
+            if var in env:
+                values[name] = _convert(name, env[var], f"environment variable {var}")
+                break
     for name, raw in overrides.items():
         if name not in _FIELDS:
             msg = f"Unknown setting {name!r}."

@@ -121,7 +121,7 @@ def _wait(base_s: float, cap_s: float) -> Callable[[RetryCallState], float]:
             if hinted is not None:
                 return min(hinted, 60.0)
         # Full jitter (AWS architecture blog): spreads retrying clients apart.
-        return random.uniform(0, min(cap_s, base_s * 2 ** (state.attempt_number - 1)))  # noqa: S311
+        return random.uniform(0, min(cap_s, base_s * 2 ** (state.attempt_number - 1)))
 
     return wait
 

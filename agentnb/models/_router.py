@@ -107,6 +107,7 @@ class Router(ModelBase):
                               hint="For example `Router(default='sim:cheap', routes=[...])`.")
         self.name = name
         self.choose = choose
+        self._by_string: dict[str, Model] = {}
         self.default = get_model(default) if default is not None else None
         self.routes = [(predicate, get_model(model)) for predicate, model in routes]
         models = [m for m in (self.default, *(m for _, m in self.routes)) if m is not None]
@@ -119,6 +120,12 @@ class Router(ModelBase):
             chosen = self.choose(messages, tools)
             if chosen is None and self.default is not None:
                 return self.default
+            if isinstance(chosen, str):
+                # Resolve each string once: settings resolution reads files and the environment.
+                model = self._by_string.get(chosen)
+                if model is None:
+                    model = self._by_string[chosen] = get_model(chosen)
+                return model
             return get_model(chosen)
         for predicate, model in self.routes:
             if predicate(messages, tools):

@@ -101,7 +101,7 @@ _ERROR_STATUS = {
 
 def _http() -> ModuleType:
     # httpx and tenacity load on first use, so `import agentnb` stays fast.
-    from agentnb.models import _http as http  # noqa: PLC0415
+    from agentnb.models import _http as http
 
     return http
 
@@ -116,7 +116,7 @@ def _table_price(name: str) -> dict[str, Any]:
     """Prices and limits from `agentnb.models._pricing`, or nothing when unknown or absent."""
     try:
         # Written alongside this module; absent or failing, the model is simply unpriced.
-        from agentnb.models._pricing import lookup_price  # type: ignore[import-not-found]  # noqa: PLC0415
+        from agentnb.models._pricing import lookup_price  # type: ignore[import-not-found]
     except ImportError:
         return {}
     try:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import AsyncIterator, Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +43,8 @@ from agentnb.models._base import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Mapping, Sequence
+
     import httpx
 
     from agentnb.models._http import RetryHook
@@ -354,26 +355,17 @@ def _decimal(value: Decimal | float | str | None) -> Decimal | None:
 
 
 def _with_price(info: ModelInfo) -> ModelInfo:
-    # The price table may be absent (it is written separately); then the model is unpriced.
-    try:
-        from agentnb.models._pricing import (  # type: ignore[import-not-found]  # noqa: PLC0415
-            lookup_price,
-        )
-    except ImportError:
-        return info
+    from agentnb.models._pricing import lookup_price  # noqa: PLC0415 - keeps import time low
+
     price = lookup_price(info.provider, info.name)
     if price is None:
         return info
-    fields = ("input_per_mtok", "output_per_mtok", "cached_input_per_mtok",
-              "cache_write_per_mtok", "context_window")
-    found: dict[str, Any] = {}
-    for field in fields:
-        value = price.get(field) if isinstance(price, Mapping) else getattr(price, field, None)
-        if value is not None:
-            found[field] = value if field == "context_window" else _decimal(value)
-    if not found:
-        return info
-    return dataclasses.replace(info, **found)
+    return dataclasses.replace(
+        info, input_per_mtok=price.input_per_mtok, output_per_mtok=price.output_per_mtok,
+        cached_input_per_mtok=price.cached_input_per_mtok,
+        cache_write_per_mtok=price.cache_write_per_mtok,
+        context_window=price.context_window or info.context_window,
+    )
 
 
 def _hint_format() -> str:

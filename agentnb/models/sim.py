@@ -107,9 +107,6 @@ def list_sim() -> list[SimSpec]:
     return sorted(_SPECS.values(), key=lambda s: s.quality)
 
 
-# ---------------------------------------------------------------------------------------------
-# Reading text: words, values
-
 _STOP = frozenset((
     "a", "an", "and", "are", "as", "at", "be", "by", "can", "could", "do", "does", "for", "from",
     "get", "give", "has", "have", "how", "i", "in", "is", "it", "its", "me", "my", "of", "on",
@@ -305,9 +302,6 @@ def _break_args(tool: ToolDefinition, args: dict[str, Any], rng: random.Random) 
     return broken
 
 
-# ---------------------------------------------------------------------------------------------
-# Reading the conversation
-
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class _Turn:
@@ -359,9 +353,6 @@ def _find_schema(text: str) -> dict[str, Any] | None:
             return value
     return None
 
-
-# ---------------------------------------------------------------------------------------------
-# The model
 
 
 class SimModel(ModelBase):
@@ -470,13 +461,16 @@ class SimModel(ModelBase):
                     calls += 1
         return response
 
-    # -- decisions --------------------------------------------------------------------------
-
     def _decide(self, turn: _Turn, tools: Sequence[ToolDefinition], settings: ModelSettings,
                 rng: random.Random) -> Sequence[Part]:
         choice = settings.tool_choice
-        if not tools or choice == "none" or turn.rounds >= self.max_tool_rounds:
+        if choice == "none":
             return [self._answer(turn, rng)]
+        # A `final_*` tool (structured output offered as a tool) is how the model finishes.
+        finals = [t for t in tools if t.name.startswith("final_")]
+        tools = [t for t in tools if not t.name.startswith("final_")]
+        if not tools or turn.rounds >= self.max_tool_rounds:
+            return [self._finish(turn, finals, rng)]
         task_words = set(_words(turn.task))
         scored = [(_score(t, task_words), i, t) for i, t in enumerate(tools)]
         scored.sort(key=lambda s: (-s[0][1], s[1]))
@@ -493,7 +487,7 @@ class SimModel(ModelBase):
         if not todo and choice == "required":
             todo = [scored[0][2]]
         if not todo:
-            return [self._answer(turn, rng)]
+            return [self._finish(turn, finals, rng)]
         strong = [t for t in todo if _score(t, task_words)[0] > 0]
         parallel = settings.parallel_tool_calls is not False and len(strong) > 1
         chosen = strong[:_MAX_PARALLEL] if parallel else todo[:1]
@@ -505,7 +499,7 @@ class SimModel(ModelBase):
             kinds.remove("skip")
         kind = rng.choice(kinds)
         if kind == "skip":
-            return [self._answer(turn, rng, skipped=True)]
+            return [self._finish(turn, finals, rng, skipped=True)]
         calls = [self._call(t, turn, rng) for t in chosen]
         victim = rng.randrange(len(calls))
         if kind == "wrong_tool":
@@ -541,6 +535,17 @@ class SimModel(ModelBase):
             reason = f"`{tool.name}` fits: {why}."
         return ToolCallPart(id=_call_id(rng), name=tool.name, arguments=json.dumps(args),
                             reason=reason)
+
+    def _finish(self, turn: _Turn, finals: Sequence[ToolDefinition], rng: random.Random, *,
+                skipped: bool = False) -> Part:
+        if not finals:
+            return self._answer(turn, rng, skipped=skipped)
+        facts = [] if skipped else [r for r in turn.results if not r.is_error]
+        evidence = "\n".join([turn.task, *(r.content for r in facts)])
+        final = finals[0]
+        return ToolCallPart(id=_call_id(rng), name=final.name,
+                            arguments=json.dumps(_make_args(final, evidence)),
+                            reason="The task is done; report the result in the requested shape.")
 
     def _answer(self, turn: _Turn, rng: random.Random, *, skipped: bool = False) -> TextPart:
         prompt = f"{turn.system}\n{turn.task}"

@@ -101,7 +101,7 @@ class LoopbackServer:
                     asyncio.start_server(self._client, self.host, 0, backlog=2048)
                 )
                 self.port = self._server.sockets[0].getsockname()[1]
-            except BaseException as exc:  # noqa: BLE001 - reported to the starting thread
+            except BaseException as exc:
                 errors.append(exc)
                 ready.set()
                 return
@@ -150,7 +150,7 @@ class LoopbackServer:
                     self.requests.append(request)
                 try:
                     reply = self.handler(request)
-                except Exception as exc:  # noqa: BLE001 - a broken script answers 500, visibly
+                except Exception as exc:
                     reply = Reply(status=500, json={"error": {"message": f"handler: {exc!r}"}})
                 if reply.delay_s:
                     await asyncio.sleep(reply.delay_s)

@@ -299,7 +299,7 @@ class FakeAnthropicServer:
                 "stop_reason": turn.stop_reason_or_default(), "stop_sequence": None,
                 "usage": usage}
 
-    def _sse(self, turn: AnthropicTurn, message: dict[str, Any]) -> list[bytes]:
+    def _sse(self, turn: AnthropicTurn, message: dict[str, Any]) -> list[bytes | str]:
         usage = message["usage"]
         start = {**message, "content": [], "stop_reason": None,
                  "usage": {**usage, "output_tokens": 1}}
@@ -328,10 +328,10 @@ class FakeAnthropicServer:
             "usage": {"output_tokens": usage["output_tokens"]},
         }))
         events.append(("message_stop", {"type": "message_stop"}))
-        raw = b"".join(_event_bytes(name, data) for name, data in events)
+        pieces: list[bytes | str] = [_event_bytes(name, data) for name, data in events]
         if not self.chunk_size:
-            return [_event_bytes(name, data) for name, data in events]
-        size = self.chunk_size
+            return pieces
+        raw, size = b"".join(_event_bytes(name, data) for name, data in events), self.chunk_size
         return [raw[i:i + size] for i in range(0, len(raw), size)]
 
     def _deltas(self, block: dict[str, Any]) -> list[dict[str, Any]]:

@@ -8,11 +8,11 @@ span through an exporter interface and a bounded queue that drops on overflow; t
 drop, so this processor keeps an unbounded deque and exporters (OTLP) hang off it separately.
 """
 
+# ruff: noqa: PLC0415 - lazy imports keep `import agentnb` fast (SDK, pandas, exporters)
 from __future__ import annotations
 
 import collections
 import threading
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
@@ -21,6 +21,8 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, Sampler, Sam
 from agentnb.tracing import _semconv as sc
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from opentelemetry.context import Context
     from opentelemetry.trace import Link, SpanKind
     from opentelemetry.trace.span import TraceState
@@ -44,7 +46,7 @@ class ToggleSampler(Sampler):
     def __init__(self) -> None:
         self.enabled = True
 
-    def should_sample(
+    def should_sample(  # noqa: PLR0917 - the SDK's Sampler signature
         self,
         parent_context: Context | None,
         trace_id: int,

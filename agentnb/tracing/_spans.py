@@ -1,28 +1,416 @@
-"""Span helpers on the OpenTelemetry API.
+"""agentnb's tracer, its configuration, and the writer thread that moves spans into the store.
 
 agentnb keeps its own `TracerProvider` (never the global one, so a user's OTel set-up is left
-alone); the store's span processor and any OTLP exporter hang off it.
+alone). Finished spans are queued by a light span processor and written to `<home>/traces.db`
+by one background thread, `agentnb-traces`: every `FLUSH_INTERVAL_S` (so a killed kernel keeps
+what had finished), when the queue grows, on `flush()`, and at interpreter exit.
 """
 
+# ruff: noqa: PLC0415 - lazy imports keep `import agentnb` fast (SDK, pandas, exporters)
 from __future__ import annotations
 
-from opentelemetry import trace
+import asyncio
+import atexit
+import contextlib
+import json
+import os
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["tracer"]
+from agentnb.tracing import _semconv as sc
 
-_TRACER: trace.Tracer | None = None
+if TYPE_CHECKING:
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+
+    from agentnb.core import Settings
+    from agentnb.tracing._provider import StoreProcessor, ToggleSampler
+    from agentnb.tracing._store import EventRow, SpanRow, TraceStore
+
+__all__ = [
+    "aflush",
+    "attributes",
+    "configure",
+    "current_home",
+    "flush",
+    "redact",
+    "set_redactor",
+    "start_span",
+    "store",
+    "tracer",
+]
+
+Redactor = Callable[[str], str]
+
+
+class _State:
+    """Process-wide tracing state; created on first use."""
+
+    def __init__(self) -> None:
+        from agentnb.tracing._provider import StoreProcessor, ToggleSampler, make_provider
+
+        self.sampler: ToggleSampler = ToggleSampler()
+        self.processor: StoreProcessor = StoreProcessor()
+        self.provider = make_provider(self.sampler, self.processor)
+        self.tracer: trace.Tracer = self.provider.get_tracer("agentnb")
+        self.home: Path | None = None
+        self.store: TraceStore | None = None
+        self.exporters: dict[str, SpanProcessor] = {}
+        """Live OTLP exporters by endpoint."""
+        self.configured_endpoint: str | None = None
+        self.drain_lock = threading.Lock()
+        """Held while a batch moves from the queue into the store, so `flush()` returns only
+        after every span queued before it was written (by itself or by the writer thread)."""
+        self.error: BaseException | None = None
+        self.stop = threading.Event()
+        self.thread: threading.Thread | None = None
+
+
+_STATE: _State | None = None
+_STATE_LOCK = threading.Lock()
+"""Guards creation of `_STATE` (one provider per process)."""
+_REDACTOR: Redactor | None = None
+
+
+def _state() -> _State:
+    global _STATE  # noqa: PLW0603 - one provider per process, created lazily
+    st = _STATE
+    if st is None:
+        with _STATE_LOCK:
+            if _STATE is None:
+                _STATE = _State()
+            st = _STATE
+    _ensure_writer(st)
+    return st
 
 
 def tracer() -> trace.Tracer:
-    """The tracer every agentnb span is started from.
+    """The tracer every agentnb span is started from (agentnb's own provider, never the global one).
 
     Example:
         >>> with tracer().start_as_current_span("demo") as span:
         ...     span.set_attribute("agentnb.kind", "demo")
     """
-    global _TRACER  # noqa: PLW0603 - one provider per process
-    if _TRACER is None:
-        from opentelemetry.sdk.trace import TracerProvider
+    st = _STATE
+    if st is None or st.thread is None:
+        st = _state()
+    return st.tracer
 
-        _TRACER = TracerProvider().get_tracer("agentnb")
-    return _TRACER
+
+def attributes(values: Mapping[str, Any] | None = None, /, **more: Any) -> dict[str, Any]:
+    """Turn Python values into OTel attribute values: drop `None`, `Decimal` -> float,
+    dicts and lists of non-primitives -> JSON text.
+
+    Example:
+        >>> from decimal import Decimal
+        >>> attributes({"agentnb.cost.usd": Decimal("0.5"), "x": None, "m": {"a": 1}})
+        {'agentnb.cost.usd': 0.5, 'm': '{"a": 1}'}
+    """
+    out: dict[str, Any] = {}
+    items = [*(values or {}).items(), *more.items()]
+    for key, value in items:
+        if value is None:
+            continue
+        if isinstance(value, (str, bool, int, float)):
+            out[key] = value
+        elif isinstance(value, Decimal):
+            out[key] = float(value)
+        elif isinstance(value, (list, tuple, set, frozenset)) and all(
+            isinstance(v, (str, bool, int, float)) for v in value
+        ):
+            seq = sorted(value, key=str) if isinstance(value, (set, frozenset)) else value
+            out[key] = list(seq)
+        else:
+            out[key] = json.dumps(value, default=str, ensure_ascii=False)
+    return out
+
+
+@contextlib.contextmanager
+def start_span(
+    name: str, values: Mapping[str, Any] | None = None, /, **more: Any
+) -> Iterator[trace.Span]:
+    """Start a current span with `attributes(values, **more)`; exceptions are recorded on it.
+
+    Example:
+        >>> with start_span("step 0 model", {"agentnb.kind": "step", "agentnb.step.index": 0}) as s:
+        ...     s.is_recording() in (True, False)
+        True
+    """
+    with tracer().start_as_current_span(name, attributes=attributes(values, **more)) as span:
+        yield span
+
+
+# -- configuration --------------------------------------------------------------------------
+def current_home() -> Path:
+    """The home the store writes to (resolving settings on first use)."""
+    st = _state()
+    if st.home is None:
+        from agentnb.core import resolve
+
+        configure(resolve())
+    assert st.home is not None
+    return st.home
+
+
+def configure(settings: Settings) -> None:
+    """Point the store at `settings.home`, turn tracing on or off, set up live OTLP export.
+
+    Idempotent: the runtime calls it at every run with the resolved settings.
+
+    Raises:
+        StoreError: the `traces.db` under `settings.home` is damaged or from a newer agentnb.
+        ConfigError: an OTLP endpoint is set but `agentnb[otlp]` is not installed.
+
+    Example:
+        >>> import tempfile
+        >>> from agentnb.core import resolve
+        >>> configure(resolve(home=tempfile.mkdtemp(), env={}))
+    """
+    st = _state()
+    home = Path(settings.home).expanduser().absolute()
+    if settings.trace and (st.store is None or st.home != home):
+        from agentnb.tracing._store import open_store
+
+        new_store = open_store(home)
+        if st.store is not None:
+            flush()
+        st.store = new_store
+    st.home = home
+    st.sampler.enabled = bool(settings.trace)
+    st.processor.store_enabled = bool(settings.trace)
+    endpoint = settings.otlp_endpoint
+    if endpoint != st.configured_endpoint:
+        if st.configured_endpoint is not None:
+            _remove_exporter(st.configured_endpoint)
+        if endpoint is not None:
+            _add_exporter(endpoint, None)
+        st.configured_endpoint = endpoint
+
+
+def _add_exporter(endpoint: str, headers: Mapping[str, str] | None) -> None:
+    from agentnb.tracing._otlp import live_processor
+
+    st = _state()
+    if endpoint in st.exporters:
+        return
+    processor = live_processor(endpoint, headers)
+    st.exporters[endpoint] = processor
+    st.processor.extra = (*st.processor.extra, processor)
+
+
+def _remove_exporter(endpoint: str) -> None:
+    st = _state()
+    processor = st.exporters.pop(endpoint, None)
+    if processor is not None:
+        st.processor.extra = tuple(p for p in st.processor.extra if p is not processor)
+        processor.shutdown()
+
+
+def set_redactor(fn: Redactor | None) -> None:
+    """Apply `fn` to every string attribute and event value before it is stored or exported.
+
+    Governance installs its redactor here; `None` removes it.
+
+    Example:
+        >>> set_redactor(lambda text: text.replace("sk-secret", "[REDACTED]"))
+        >>> redact("key=sk-secret")
+        'key=[REDACTED]'
+        >>> set_redactor(None)
+    """
+    global _REDACTOR  # noqa: PLW0603 - one redactor per process, installed by governance
+    _REDACTOR = fn
+
+
+def redact(text: str) -> str:
+    """Apply the installed redactor (identity when none is installed).
+
+    Example:
+        >>> redact("nothing secret")
+        'nothing secret'
+    """
+    fn = _REDACTOR
+    return fn(text) if fn is not None else text
+
+
+def store(home: Path | str | None = None) -> TraceStore:
+    """The trace store at `<home>/traces.db` (default: the configured home).
+
+    Raises:
+        StoreError: the file is damaged or was written by a newer agentnb.
+
+    Example:
+        >>> import tempfile
+        >>> store(tempfile.mkdtemp()).path.name
+        'traces.db'
+    """
+    from agentnb.tracing._store import open_store
+
+    if home is None:
+        st = _state()
+        if st.store is not None:
+            return st.store
+        return open_store(current_home())
+    return open_store(Path(home))
+
+
+# -- the writer -----------------------------------------------------------------------------
+def _ensure_writer(st: _State) -> None:
+    if st.thread is not None and st.thread.is_alive():
+        return
+    with _STATE_LOCK:
+        if st.thread is not None and st.thread.is_alive():
+            return
+        st.stop.clear()
+        st.thread = threading.Thread(target=_writer_loop, args=(st,), name="agentnb-traces",
+                                     daemon=True)
+        st.thread.start()
+
+
+def _writer_loop(st: _State) -> None:
+    from agentnb.tracing._provider import FLUSH_INTERVAL_S
+
+    wake = st.processor.wake
+    while not st.stop.is_set():
+        wake.wait(FLUSH_INTERVAL_S)
+        wake.clear()
+        try:
+            _drain(st)
+        except Exception as exc:
+            st.error = exc
+
+
+def _drain(st: _State) -> int:
+    from agentnb.tracing._provider import drain
+
+    written = 0
+    with st.drain_lock:
+        while True:
+            batch = drain(st.processor.queue)
+            if not batch:
+                return written
+            target = st.store
+            if target is None:
+                from agentnb.core import resolve
+
+                configure(resolve())
+                target = st.store
+                if target is None:  # tracing was configured off: drop what was queued
+                    return written
+            spans, events = to_rows(batch, _REDACTOR)
+            target.write(spans, events)
+            written += len(spans)
+
+
+def flush(timeout_s: float = 5.0) -> None:
+    """Write every finished span to the store now, and push live OTLP exporters.
+
+    Raises:
+        StoreError: a write failed (also one that failed earlier on the writer thread).
+
+    Example:
+        >>> flush()
+    """
+    st = _STATE
+    if st is None:
+        return
+    # Drain on the caller's thread: no hand-off, no waiting on the writer's timer.
+    _drain(st)
+    for processor in st.processor.extra:
+        processor.force_flush(int(timeout_s * 1000))
+    error, st.error = st.error, None
+    if error is not None:
+        raise error
+
+
+async def aflush(timeout_s: float = 5.0) -> None:
+    """`flush()` without blocking the event loop.
+
+    Example:
+        >>> import asyncio
+        >>> asyncio.run(aflush())
+    """
+    await asyncio.to_thread(flush, timeout_s)
+
+
+def _at_exit() -> None:
+    st = _STATE
+    if st is None:
+        return
+    st.stop.set()
+    with contextlib.suppress(Exception):
+        _drain(st)
+    with contextlib.suppress(Exception):
+        st.processor.shutdown()
+
+
+def _after_fork() -> None:
+    # The parent's writer thread and sqlite connections do not survive a fork; start over.
+    from agentnb.tracing import _store
+
+    st = _STATE
+    _store._STORES.clear()
+    if st is not None:
+        st.thread = None
+        st.drain_lock = threading.Lock()
+        st.processor.queue.clear()
+        if st.home is not None and st.store is not None:
+            st.store = None
+            home, st.home = st.home, None
+            with contextlib.suppress(Exception):
+                st.store = _store.open_store(home)
+                st.home = home
+
+
+atexit.register(_at_exit)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
+
+
+# -- span -> row ----------------------------------------------------------------------------
+def _clean(value: Any, fn: Redactor | None) -> Any:
+    if isinstance(value, str):
+        return fn(value) if fn is not None else value
+    if isinstance(value, (tuple, list)):
+        return [_clean(v, fn) for v in value]
+    return value
+
+
+def to_rows(batch: list[tuple[ReadableSpan, str | None]],
+            fn: Redactor | None) -> tuple[list[SpanRow], list[EventRow]]:
+    """Turn queued spans into store rows, redacting every string value."""
+    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    spans: list[SpanRow] = []
+    events: list[EventRow] = []
+    run_key, kind_key = sc.AGENTNB_RUN_ID, sc.AGENTNB_KIND
+    for span, inherited in batch:
+        ctx = span.context
+        assert ctx is not None
+        raw = span.attributes or {}
+        attrs = {k: _clean(v, fn) for k, v in raw.items()}
+        span_id = f"{ctx.span_id:016x}"
+        parent = span.parent
+        status = span.status
+        scope = span.instrumentation_scope
+        message = status.description
+        spans.append((
+            span_id,
+            f"{ctx.trace_id:032x}",
+            f"{parent.span_id:016x}" if parent is not None else None,
+            attrs.get(run_key) or inherited,
+            span.name,
+            attrs.get(kind_key),
+            span.kind.name,
+            span.start_time or 0,
+            span.end_time or span.start_time or 0,
+            status.status_code.name,
+            fn(message) if (fn is not None and message) else message,
+            dumps(attrs),
+            scope.name if scope is not None else None,
+        ))
+        for seq, event in enumerate(span.events):
+            ev_attrs = {k: _clean(v, fn) for k, v in (event.attributes or {}).items()}
+            events.append((span_id, seq, event.name, event.timestamp, dumps(ev_attrs)))
+    return spans, events

@@ -16,11 +16,13 @@ import contextlib
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentnb.core import StoreError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
 
 __all__ = ["SCHEMA_VERSION", "TraceStore", "open_store"]
 
@@ -215,7 +217,8 @@ class TraceStore:
             conn = self._writer
             if conn is None:
                 msg = f"The trace store {str(self.path)!r} is closed."
-                raise StoreError(msg, path=str(self.path), hint="Call `agentnb.tracing.store()` again.")
+                raise StoreError(msg, path=str(self.path),
+                                 hint="Call `agentnb.tracing.store()` again.")
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
@@ -229,7 +232,7 @@ class TraceStore:
             return result
 
     def write(self, spans: Sequence[SpanRow], events: Sequence[EventRow] = ()) -> None:
-        """Insert finished spans (and their events) in one transaction; re-writing a span replaces it."""
+        """Insert finished spans and their events in one transaction (re-writing replaces)."""
         if not spans and not events:
             return
 
@@ -279,7 +282,7 @@ def open_store(home: Path) -> TraceStore:
     path = (Path(home).expanduser() / "traces.db").absolute()
     with _STORES_LOCK:
         found = _STORES.get(path)
-        if found is not None and found._writer is not None:  # noqa: SLF001 - same module
+        if found is not None and found._writer is not None:
             return found
         opened = TraceStore(path)
         _STORES[path] = opened

@@ -1,0 +1,288 @@
+"""Secret redaction: API keys, bearer tokens, secret env values and registered values.
+
+One `Redactor` holds one compiled regular expression: a fixed set of credential patterns plus the
+literal secret values it knows (from the environment and from `register`). `redact(text)` is a
+single `re.sub` over that expression, so a string without a secret costs one scan; it runs on
+every span attribute (the runtime installs it with `agentnb.tracing.set_redactor`), every audit
+record and every saved output.
+
+Replacements never contain any part of the secret: `[REDACTED]` for a pattern or a registered
+value (a context prefix such as `Bearer ` or `api_key=` is kept), `[REDACTED:env:NAME]` for the
+value of environment variable `NAME`.
+
+Environment values are taken from variables whose *names* contain `KEY`, `TOKEN`, `SECRET`,
+`PASSWORD` or `PASSWD` (any case), and only when the value has at least
+`MIN_ENV_SECRET_CHARS` (6) characters: shorter values (`KEYBOARD=us`, `TOKENS=on`) are common
+words whose removal would garble traces without protecting anything.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import threading
+import urllib.parse
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from agentnb.core import UsageError
+
+__all__ = [
+    "MIN_ENV_SECRET_CHARS",
+    "MIN_REGISTERED_CHARS",
+    "REDACTED",
+    "Redactor",
+    "default_redactor",
+    "register_secret",
+]
+
+REDACTED = "[REDACTED]"
+"""What a redacted secret is replaced by."""
+MIN_ENV_SECRET_CHARS = 6
+"""Environment values shorter than this are not treated as secrets."""
+MIN_REGISTERED_CHARS = 4
+"""`register` refuses values shorter than this (they would blank out ordinary words)."""
+
+_ENV_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD", re.IGNORECASE)
+
+# (kind, pattern). A pattern may hold a group named `p` (a prefix that is kept); the rest of the
+# match is replaced. Order matters only where two patterns start at the same position.
+_PATTERNS: tuple[tuple[str, str], ...] = (
+    ("anthropic", r"\bsk-ant-[A-Za-z0-9_\-]{16,}"),
+    ("openai", r"\bsk-(?:proj-|svcacct-|admin-|None-)?[A-Za-z0-9_\-]{16,}"),
+    ("aws", r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA)[0-9A-Z]{16}\b"),
+    ("github", r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{22,})"),
+    ("slack", r"\bxox[abposr]-[A-Za-z0-9\-]{10,}"),
+    ("jwt", r"\beyJ[A-Za-z0-9_\-]{6,}\.eyJ[A-Za-z0-9_\-]{6,}\.[A-Za-z0-9_\-]*"),
+    (
+        "header",
+        r"(?P<p>(?i:\b(?:proxy-)?authorization\b[\"']?\s*[:=]\s*[\"']?))"
+        r"(?:(?i:bearer|basic|token|digest)\s+)?[^\s\"',;\[\]]+",
+    ),
+    ("bearer", r"(?P<p>(?i:\bbearer\s+))[A-Za-z0-9\-._~+/]{8,}=*"),
+    (
+        "assignment",
+        r"(?P<p>(?i:\b(?:x-)?(?:api[_-]?key|apikey|access[_-]?token|refresh[_-]?token|"
+        r"auth[_-]?token|id[_-]?token|client[_-]?secret|secret[_-]?key|secret|password|passwd)\b"
+        r"[\"']?\s*[:=]\s*[\"']?))[^\s\"',;&}\[\]]+",
+    ),
+)
+
+# Lower-cased substrings one of which every pattern match contains. `redact` checks them with
+# `in` (a C substring search) before running the regex: Python's regex engine cannot skip ahead
+# over an alternation that starts with `\b`, so a miss costs ~0.5 ms per KB without this probe.
+_TRIGGERS = (
+    "sk-", "akia", "asia", "agpa", "aida", "aroa", "ghp_", "gho_", "ghu_", "ghs_", "ghr_",
+    "github_pat_", "xox", "eyj",
+    "authorization", "bearer", "key", "token", "secret", "passw",
+)
+
+_SENSITIVE_KEY = re.compile(
+    r"(?i)(?:.*(?:api[_-]?key|apikey|secret|password|passwd|authorization|credential|"
+    r"private[_-]?key|access[_-]?token|refresh[_-]?token|auth[_-]?token)|(?:.*[_-])?token)"
+)
+
+
+class Redactor:
+    """Replace secrets in text and in nested data.
+
+    Args:
+        env: Environment to take secret values from (`os.environ` by default; pass `{}` for
+            none). Read once, here.
+        values: Extra literal secrets, as if passed to `register`.
+        patterns: Whether to apply the built-in credential patterns.
+
+    Example:
+        >>> r = Redactor(env={"MY_API_KEY": "hunter2hunter2"})
+        >>> r.redact("key=hunter2hunter2, auth: Bearer abcdefghijkl")
+        'key=[REDACTED:env:MY_API_KEY], auth: Bearer [REDACTED]'
+        >>> r.redact_obj({"password": "x", "n": 1})
+        {'password': '[REDACTED]', 'n': 1}
+    """
+
+    def __init__(
+        self,
+        *,
+        env: Mapping[str, str] | None = None,
+        values: Iterable[str] = (),
+        patterns: bool = True,
+    ) -> None:
+        environ = os.environ if env is None else env
+        self._patterns = patterns
+        self._lock = threading.Lock()  # protects _literals while register() rebuilds the regex
+        self._literals: dict[str, str] = {}
+        self._registered: list[str] = []
+        for name, value in environ.items():
+            if _ENV_NAME.search(name) and len(value) >= MIN_ENV_SECRET_CHARS:
+                self._add_literal(value, f"[REDACTED:env:{name}]")
+        for value in values:
+            self._check_value(value)
+            self._registered.append(value)
+            self._add_literal(value, REDACTED)
+        self._regex, self._replacements = self._compile()
+        self._probe = tuple(self._literals)
+
+    @property
+    def secret_count(self) -> int:
+        """How many literal secret values (env + registered) are known, counting encodings."""
+        return len(self._literals)
+
+    def registered_values(self) -> list[str]:
+        """The values passed to `register` (or `values=`), in order."""
+        return list(self._registered)
+
+    def register(self, value: str) -> None:
+        """Treat `value` (and its JSON- and URL-escaped forms) as a secret from now on.
+
+        Raises:
+            UsageError: the value is not a string or is shorter than `MIN_REGISTERED_CHARS`.
+
+        Example:
+            >>> r = Redactor(env={})
+            >>> r.register("correct horse")
+            >>> r.redact("pw is correct horse")
+            'pw is [REDACTED]'
+        """
+        self._check_value(value)
+        with self._lock:
+            self._registered.append(value)
+            self._add_literal(value, REDACTED)
+            self._regex, self._replacements = self._compile()
+            self._probe = tuple(self._literals)
+
+    def redact(self, text: str) -> str:
+        """Return `text` with every known secret replaced.
+
+        Example:
+            >>> Redactor(env={}).redact("nothing to hide")
+            'nothing to hide'
+        """
+        regex = self._regex
+        if regex is None:
+            return text
+        probe = self._probe
+        if not any(literal in text for literal in probe):
+            low = text.lower()
+            if not self._patterns or not any(t in low for t in _TRIGGERS):
+                return text
+        return regex.sub(self._replace, text)
+
+    __call__ = redact
+
+    def redact_obj(self, obj: Any) -> Any:  # Any: any JSON-like value goes in and comes out
+        """Redact a nested structure: strings everywhere, whole values under secret-looking keys.
+
+        Dicts, lists, tuples and sets keep their type; pydantic models and dataclasses come back
+        as dicts; bytes are redacted as UTF-8; other scalars are returned as they are.
+
+        Example:
+            >>> Redactor(env={}).redact_obj({"headers": {"Authorization": "Basic dXNlcjpwdw=="}})
+            {'headers': {'Authorization': '[REDACTED]'}}
+        """
+        if isinstance(obj, str):
+            return self.redact(obj)
+        if isinstance(obj, Mapping):
+            out: dict[Any, Any] = {}
+            for key, value in obj.items():  # pyright: ignore[reportUnknownVariableType]
+                new_key = self.redact(key) if isinstance(key, str) else key
+                if isinstance(key, str) and _SENSITIVE_KEY.fullmatch(key) and _is_scalar(value):
+                    out[new_key] = value if value is None or isinstance(value, bool) else REDACTED
+                else:
+                    out[new_key] = self.redact_obj(value)
+            return out
+        if isinstance(obj, list):
+            return [self.redact_obj(v) for v in obj]  # pyright: ignore[reportUnknownVariableType]
+        if isinstance(obj, tuple):
+            return tuple(self.redact_obj(v) for v in obj)  # pyright: ignore[reportUnknownVariableType]
+        if isinstance(obj, (set, frozenset)):
+            return type(obj)(self.redact_obj(v) for v in obj)  # pyright: ignore[reportUnknownVariableType,reportUnknownArgumentType]
+        if isinstance(obj, bytes):
+            return self.redact(obj.decode("utf-8", "surrogateescape")).encode(
+                "utf-8", "surrogateescape"
+            )
+        dump = getattr(obj, "model_dump", None)
+        if callable(dump):
+            return self.redact_obj(dump(mode="json"))
+        if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+            return self.redact_obj(dataclasses.asdict(obj))
+        return obj
+
+    def _replace(self, match: re.Match[str]) -> str:
+        kind = match.lastgroup
+        if kind is None:  # pragma: no cover - every alternative is a named group
+            return REDACTED
+        if kind.startswith("lit"):
+            return self._replacements[kind]
+        prefix = match.group(f"p_{kind}") if f"p_{kind}" in match.re.groupindex else None
+        return (prefix or "") + REDACTED
+
+    def _add_literal(self, value: str, replacement: str) -> None:
+        for variant in {value, json.dumps(value)[1:-1], urllib.parse.quote(value, safe=""),
+                        urllib.parse.quote_plus(value)}:
+            self._literals.setdefault(variant, replacement)
+
+    def _compile(self) -> tuple[re.Pattern[str] | None, dict[str, str]]:
+        parts: list[str] = []
+        replacements: dict[str, str] = {}
+        # Literals first and longest first, so a secret that contains a pattern-like piece is
+        # replaced whole and tagged with its source.
+        for i, value in enumerate(sorted(self._literals, key=len, reverse=True)):
+            parts.append(f"(?P<lit{i}>{re.escape(value)})")
+            replacements[f"lit{i}"] = self._literals[value]
+        if self._patterns:
+            for kind, pattern in _PATTERNS:
+                parts.append(f"(?P<{kind}>{pattern.replace('(?P<p>', f'(?P<p_{kind}>')})")
+        if not parts:
+            return None, replacements
+        return re.compile("|".join(parts)), replacements
+
+    @staticmethod
+    def _check_value(value: object) -> None:
+        if not isinstance(value, str):
+            msg = f"A secret must be a str, got {type(value).__name__}."
+            raise UsageError(msg, hint="Pass the secret's text, e.g. `register_secret(key)`.")
+        if len(value) < MIN_REGISTERED_CHARS:
+            msg = (f"A secret of {len(value)} characters is too short to register "
+                   f"(minimum {MIN_REGISTERED_CHARS}).")
+            raise UsageError(msg, hint="Register the whole secret, not a fragment of it.")
+
+
+def _is_scalar(value: object) -> bool:
+    return not isinstance(value, (Mapping, list, tuple, set, frozenset))
+
+
+_default: Redactor | None = None
+_default_lock = threading.Lock()
+
+
+def default_redactor(*, reload_env: bool = False) -> Redactor:
+    """The process-wide redactor: built-in patterns, secret env values and registered values.
+
+    The environment is read when it is first created; `reload_env=True` reads it again (for a
+    key set later in a notebook) and keeps the values registered so far.
+
+    Example:
+        >>> default_redactor().redact("token: Bearer abcdefghijklmnop")
+        'token: Bearer [REDACTED]'
+    """
+    global _default  # noqa: PLW0603 - one redactor per process, created lazily
+    with _default_lock:
+        if _default is None or reload_env:
+            registered = [] if _default is None else _default.registered_values()
+            _default = Redactor()
+            for value in registered:
+                _default.register(value)
+        return _default
+
+
+def register_secret(value: str) -> None:
+    """Register a secret with the default redactor, so it never reaches a trace or log.
+
+    Example:
+        >>> register_secret("s3cr3t-value-123")
+        >>> default_redactor().redact("v=s3cr3t-value-123")
+        'v=[REDACTED]'
+    """
+    default_redactor().register(value)

@@ -1,0 +1,989 @@
+"""Hard budgets (DESIGN invariant 1): limits, atomic reserve/settle up a tree of scopes.
+
+A `BudgetScope` is a node in a tree: a notebook scope (`with anb.budget(...)`) holds runs, a run
+holds its delegates' runs. Before a model call is sent the runtime *reserves* its worst case on
+the run's scope; the reservation is checked against this scope **and every ancestor** under one
+lock, and either lands everywhere or nowhere. After the call the reservation is *settled* with
+the actual usage (or *released* when nothing was sent). So, for every scope and every limit,
+`spent + reserved <= limit` holds whenever actual usage stays within what was reserved.
+
+Accounting choices:
+- `BudgetExceeded.spent` is the *settled* spend of the refusing scope; money reserved by calls
+  still in flight is reported separately (`.reserved`, and in the message).
+- An actual cost above the reservation is recorded anyway (the money is gone) and reported by
+  `Settlement.overrun`; the next reservation in that scope is then refused.
+- An unpriced call (`usd=None`) is refused by `reserve` when any scope in the chain has a USD
+  limit; otherwise only its tokens and calls count and `Spent.unpriced_calls` says so.
+- A child's effective limits are never above its ancestors' remaining: every check walks the
+  chain, and `remaining()` is the minimum over it.
+- `grant()` carves an *allotment*: the parent reserves the slice at once, the child spends it on
+  its own lock (no round trip to the parent per call), and `close()` settles the slice with what
+  the child used and returns the rest (DESIGN "Budgets cross machines as allotments").
+
+The hot path (`reserve` / `settle`) uses plain ints and Decimals in lists, no pydantic.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import dataclasses
+import threading
+import time
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any, Literal, get_args
+
+from pydantic import BaseModel, ConfigDict
+
+from agentnb.core import (
+    UNSET,
+    BudgetExceeded,
+    ConfigError,
+    Unset,
+    Usage,
+    UsageError,
+    WallTimeExceeded,
+)
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+__all__ = [
+    "budget",
+    "Budget",
+    "BudgetScope",
+    "BudgetSnapshot",
+    "current_scope",
+    "open_scopes",
+    "Reservation",
+    "ScopeKind",
+    "Settlement",
+    "Spent",
+    "spent",
+    "use_scope",
+]
+
+ScopeKind = Literal["run", "parent", "notebook", "batch", "scope"]
+"""What a budget scope belongs to; `BudgetExceeded.scope` names the kind that refused."""
+
+_KINDS: frozenset[str] = frozenset(get_args(ScopeKind))
+_KEYS = ("usd", "tokens", "model_calls", "tool_calls", "steps", "retries")
+_USD = 0
+_IDX = range(6)
+_ZERO = Decimal(0)
+
+Amount = Decimal | int
+"""One counter value: Decimal for `usd`, int for the others."""
+
+
+def _to_usd(field: str, value: object) -> Decimal | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (Decimal, int, float, str)):
+        msg = f"Budget {field}={value!r} must be US dollars, not {type(value).__name__}."
+        raise ConfigError(msg, source="argument", hint=f"Pass e.g. `{field}=0.50`.")
+    try:
+        dec = value if isinstance(value, Decimal) else Decimal(str(value).strip())
+    except InvalidOperation:
+        msg = f"Budget {field}={value!r} is not a number of US dollars."
+        raise ConfigError(msg, source="argument", hint=f"Pass e.g. `{field}=0.50`.") from None
+    if not dec.is_finite() or dec < 0:
+        msg = f"Budget {field}={value!r} must be a finite amount >= 0."
+        raise ConfigError(msg, source="argument", hint=f"Pass `{field}=None` for no limit.")
+    return dec
+
+
+def _money(value: object) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        msg = f"A budget amount usd={value!r} must be a Decimal, not {type(value).__name__}."
+        raise UsageError(msg, hint="Pass `Decimal(...)`.")
+    return Decimal(str(value))
+
+
+def _to_count(field: str, value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        msg = f"Budget {field}={value!r} must be a whole number, not {type(value).__name__}."
+        raise ConfigError(msg, source="argument", hint=f"Pass e.g. `{field}=20`.")
+    if value < 0:
+        msg = f"Budget {field}={value!r} must be >= 0."
+        raise ConfigError(msg, source="argument", hint=f"Pass `{field}=None` for no limit.")
+    return value
+
+
+def _to_seconds(field: str, value: object, *, allow_none: bool = True) -> float | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        msg = f"Budget {field}={value!r} must be a number of seconds, not {type(value).__name__}."
+        raise ConfigError(msg, source="argument", hint=f"Pass e.g. `{field}=120`.")
+    if not float(value) >= 0:  # also refuses NaN
+        msg = f"Budget {field}={value!r} must be >= 0."
+        raise ConfigError(msg, source="argument")
+    return float(value)
+
+
+class Budget(BaseModel):
+    """Hard limits for a run or a scope; `None` means no limit on that counter.
+
+    Example:
+        >>> b = Budget(usd=0.5, model_calls=20, wall_s=120)
+        >>> b.usd, b.model_calls, b.tokens
+        (Decimal('0.5'), 20, None)
+        >>> Budget(steps=-1)
+        Traceback (most recent call last):
+        agentnb.core._errors.ConfigError: Budget steps=-1 must be >= 0. (from argument) ...
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    usd: Decimal | None = None
+    """Money in US dollars (float, str and Decimal accepted; stored as Decimal)."""
+    tokens: int | None = None
+    """Input plus output tokens."""
+    model_calls: int | None = None
+    """Model requests sent."""
+    tool_calls: int | None = None
+    """Tool calls executed."""
+    steps: int | None = None
+    """Run steps (model turns and tool batches)."""
+    retries: int | None = None
+    """Retries: bad tool arguments, invalid structured output, failed attempts."""
+    wall_s: float | None = None
+    """Wall-clock seconds from the moment the scope opens."""
+    wrap_up_at: float | None = 0.8
+    """Fraction of any limit after which the model is asked to wrap up; None never asks."""
+
+    def __init__(
+        self,
+        *,
+        usd: Decimal | float | str | None = None,
+        tokens: int | None = None,
+        model_calls: int | None = None,
+        tool_calls: int | None = None,
+        steps: int | None = None,
+        retries: int | None = None,
+        wall_s: float | None = None,
+        wrap_up_at: float | None = 0.8,
+    ) -> None:
+        wrap = _to_seconds("wrap_up_at", wrap_up_at)
+        if wrap is not None and not 0 < wrap <= 1:
+            msg = f"Budget wrap_up_at={wrap_up_at!r} must be a fraction in (0, 1]."
+            raise ConfigError(msg, source="argument", hint="Pass e.g. `wrap_up_at=0.8`, or None.")
+        super().__init__(
+            usd=_to_usd("usd", usd),
+            tokens=_to_count("tokens", tokens),
+            model_calls=_to_count("model_calls", model_calls),
+            tool_calls=_to_count("tool_calls", tool_calls),
+            steps=_to_count("steps", steps),
+            retries=_to_count("retries", retries),
+            wall_s=_to_seconds("wall_s", wall_s),
+            wrap_up_at=wrap,
+        )
+
+    def _counters(self) -> list[Amount | None]:
+        return [self.usd, self.tokens, self.model_calls, self.tool_calls, self.steps, self.retries]
+
+
+_UNLIMITED = Budget()
+
+
+class Spent(BaseModel):
+    """What a scope has spent (or holds reserved); prints as one line.
+
+    Example:
+        >>> print(Spent(usd=Decimal("0.0123"), tokens=900, model_calls=3))
+        $0.012300, 900 tokens, 3 model calls, 0 tool calls, 0 steps
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    usd: Decimal = _ZERO
+    """Priced spend in US dollars (unpriced calls are counted in `unpriced_calls`)."""
+    tokens: int = 0
+    """Input plus output tokens."""
+    model_calls: int = 0
+    """Model calls."""
+    tool_calls: int = 0
+    """Tool calls."""
+    steps: int = 0
+    """Steps."""
+    retries: int = 0
+    """Retries."""
+    unpriced_calls: int = 0
+    """Calls settled without a price: `usd` is a lower bound when this is not 0."""
+    scope_name: str | None = None
+    """The scope this was read from; None when no scope was open."""
+
+    def __str__(self) -> str:
+        usd = f"${self.usd:.6f}" + (f" (+{self.unpriced_calls} unpriced)"
+                                   if self.unpriced_calls else "")
+        text = (f"{usd}, {self.tokens} tokens, {self.model_calls} model calls, "
+                f"{self.tool_calls} tool calls, {self.steps} steps")
+        return text + (f", {self.retries} retries" if self.retries else "")
+
+
+class BudgetSnapshot(BaseModel):
+    """A JSON-able picture of one scope, for spans, checkpoints and budget meters.
+
+    Example:
+        >>> s = BudgetScope(Budget(usd=1), name="nb", kind="notebook").snapshot()
+        >>> s.kind, s.limits.usd, s.spent.usd, s.fraction_used
+        ('notebook', Decimal('1'), Decimal('0'), 0.0)
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    name: str
+    """The scope's name."""
+    kind: str
+    """The scope's kind (`run`, `notebook`, ...)."""
+    parent: str | None
+    """The parent scope's name."""
+    limits: Budget
+    """The scope's own limits."""
+    spent: Spent
+    """Settled spend."""
+    reserved: Spent
+    """Held by calls in flight."""
+    remaining: dict[str, Decimal | int | float | None]
+    """Effective remaining per limit (minimum over the chain); None when unlimited."""
+    elapsed_s: float
+    """Seconds since the scope opened."""
+    fraction_used: float
+    """The largest fraction of any limit used, over the chain."""
+    closed: bool
+    """True once `close()` was called."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class Settlement:
+    """What `Reservation.settle` found: whether usage ran past the reservation or a limit.
+
+    Example:
+        >>> scope = BudgetScope(Budget(tokens=100))
+        >>> scope.reserve(tokens=10).settle(tokens=30).overrun
+        ('tokens',)
+    """
+
+    overrun: tuple[str, ...] = ()
+    """Counters whose actual amount exceeded the reservation (the estimate was too low)."""
+    over_limit: tuple[str, ...] = ()
+    """`"scope_name.counter"` for every limit now exceeded; the next reservation will fail."""
+
+    @property
+    def ok(self) -> bool:
+        """True when the actual usage stayed within the reservation and every limit."""
+        return not self.overrun and not self.over_limit
+
+
+_CLEAN = Settlement()
+
+
+class BudgetScope:
+    """A node in the budget tree with atomic reservations checked up the whole chain.
+
+    Thread-safety: every scope of one tree shares the root's `threading.Lock`. It protects the
+    invariant "for each scope and limit, `spent + reserved <= limit` after every successful
+    reservation": the check over the chain and the update of every counter happen under it, so
+    concurrent asyncio tasks and threads cannot both pass a check for the same headroom. It is
+    never held across an `await` or I/O. Separate trees (and granted allotments) have separate
+    locks, so there is no global lock per call.
+
+    Example:
+        >>> nb = BudgetScope(Budget(usd="1.00"), name="notebook", kind="notebook")
+        >>> run = nb.child("run-1", "run", Budget(usd=5))
+        >>> r = run.reserve(usd=Decimal("0.40"), tokens=1200, model_calls=1)
+        >>> r.settle(usd=Decimal("0.25"), tokens=900).ok
+        True
+        >>> nb.remaining()["usd"], run.remaining()["usd"]
+        (Decimal('0.75'), Decimal('0.75'))
+    """
+
+    __slots__ = ("__weakref__", "_chain", "_checks", "_closed", "_grant", "_lock", "_reserved",
+                 "_spent", "_started", "_unpriced", "_usd_limited", "_walls", "kind", "limits",
+                 "name", "parent")
+
+    def __init__(self, limits: Budget | None = None, *, name: str = "scope",
+                 kind: ScopeKind = "scope", parent: BudgetScope | None = None,
+                 _isolated: bool = False) -> None:
+        if kind not in _KINDS:
+            msg = f"Budget scope kind {kind!r} is not one of {sorted(_KINDS)!r}."
+            raise ConfigError(msg, source="argument")
+        if limits is not None and not isinstance(limits, Budget):
+            msg = f"Budget scope limits must be a `Budget`, not {type(limits).__name__}."
+            raise UsageError(msg, hint="Pass `Budget(usd=..., ...)`.")
+        self.name = name
+        """The scope's name (a run id, `"notebook"`, a job id)."""
+        self.kind: ScopeKind = kind
+        """What the scope belongs to."""
+        self.limits = limits or _UNLIMITED
+        """The scope's own limits (the effective ones also depend on the ancestors)."""
+        self.parent = parent
+        """The enclosing scope, or None for a root."""
+        self._lock: threading.Lock = (
+            threading.Lock() if parent is None or _isolated else parent._lock)
+        chain: tuple[BudgetScope, ...] = (self,)
+        if parent is not None and not _isolated:
+            chain += parent._chain
+        self._chain = chain
+        self._checks: tuple[tuple[int, Amount], ...] = tuple(
+            (i, v) for i, v in enumerate(self.limits._counters()) if v is not None)
+        self._usd_limited = any(s.limits.usd is not None for s in chain)
+        self._walls = tuple(s for s in chain if s.limits.wall_s is not None)
+        self._spent: list[Amount] = [_ZERO, 0, 0, 0, 0, 0]
+        self._reserved: list[Amount] = [_ZERO, 0, 0, 0, 0, 0]
+        self._unpriced = 0
+        self._started = time.monotonic()
+        self._closed = False
+        self._grant: Reservation | None = None
+
+    def __repr__(self) -> str:
+        return f"<BudgetScope {self.kind} {self.name!r} spent {self.spent_summary()}>"
+
+    # -- the hot path ------------------------------------------------------------------------
+
+    def reserve(self, *, usd: Decimal | None = _ZERO, tokens: int = 0, model_calls: int = 0,
+                tool_calls: int = 0, steps: int = 0, retries: int = 0) -> Reservation:
+        """Hold an amount in this scope and every ancestor, or raise and hold nothing.
+
+        Args:
+            usd: The worst-case cost; None for an unpriced call (counts tokens only).
+            tokens: Worst-case input plus output tokens.
+            model_calls: Model calls about to be sent.
+            tool_calls: Tool calls about to run.
+            steps: Steps about to start.
+            retries: Retries about to happen.
+
+        Raises:
+            BudgetExceeded: some scope in the chain would pass a limit.
+            WallTimeExceeded: some scope in the chain ran past its `wall_s`.
+            UsageError: an unpriced call under a USD limit, a negative amount, a closed scope.
+
+        Example:
+            >>> scope = BudgetScope(Budget(model_calls=1))
+            >>> with scope.reserve(model_calls=1):
+            ...     pass
+            >>> scope.remaining()["model_calls"]
+            1
+        """
+        unpriced = usd is None
+        if unpriced:
+            if self._usd_limited:
+                raise self._unpriced_error()
+            usd = _ZERO
+        elif usd.__class__ is not Decimal:
+            usd = _money(usd)
+        amounts: list[Amount] = [usd, tokens, model_calls, tool_calls, steps, retries]
+        nz = [i for i in _IDX if amounts[i]]
+        if (usd < 0 or tokens < 0 or model_calls < 0 or tool_calls < 0 or steps < 0
+                or retries < 0):
+            msg = f"Cannot reserve a negative amount: {dict(zip(_KEYS, amounts, strict=True))!r}."
+            raise UsageError(msg)
+        with self._lock:
+            if self._closed:
+                raise self._closed_error()
+            if self._walls:
+                now = time.monotonic()
+                for s in self._walls:
+                    elapsed = now - s._started
+                    if elapsed > s.limits.wall_s:  # type: ignore[operator]
+                        raise _wall_error(s, elapsed)
+            for s in self._chain:
+                sp, rs = s._spent, s._reserved
+                for i, lim in s._checks:
+                    if sp[i] + rs[i] + amounts[i] > lim:
+                        raise _exceeded(s, i, lim, amounts[i])
+            for s in self._chain:
+                rs = s._reserved
+                for i in nz:
+                    rs[i] += amounts[i]
+        return Reservation(self, amounts, nz, unpriced=unpriced)
+
+    def consume(self, *, tokens: int = 0, model_calls: int = 0, tool_calls: int = 0,
+                steps: int = 0, retries: int = 0, usd: Decimal | None = _ZERO) -> Settlement:
+        """Check and record an amount at once (a step, a tool call, a retry).
+
+        Example:
+            >>> scope = BudgetScope(Budget(steps=1))
+            >>> scope.consume(steps=1).ok
+            True
+        """
+        return self.reserve(usd=usd, tokens=tokens, model_calls=model_calls,
+                            tool_calls=tool_calls, steps=steps, retries=retries).settle()
+
+    def charge(self, *, usd: Decimal | None = _ZERO, tokens: int = 0, model_calls: int = 0,
+               tool_calls: int = 0, steps: int = 0, retries: int = 0) -> Settlement:
+        """Record spend that already happened, without a check (e.g. restored from a checkpoint).
+
+        Example:
+            >>> scope = BudgetScope(Budget(usd=1))
+            >>> scope.charge(usd=Decimal(2)).over_limit
+            ('scope.usd',)
+        """
+        zero = Reservation(self, [_ZERO, 0, 0, 0, 0, 0], [], unpriced=False)
+        return zero.settle(usd=usd, tokens=tokens, model_calls=model_calls,
+                           tool_calls=tool_calls, steps=steps, retries=retries)
+
+    def check_wall(self) -> None:
+        """Raise `WallTimeExceeded` when this scope or an ancestor ran past its `wall_s`.
+
+        Example:
+            >>> BudgetScope(Budget(wall_s=60)).check_wall()
+        """
+        now = time.monotonic()
+        for s in self._walls:
+            elapsed = now - s._started
+            if elapsed > s.limits.wall_s:  # type: ignore[operator]
+                raise _wall_error(s, elapsed)
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def elapsed_s(self) -> float:
+        """Seconds since this scope opened."""
+        return time.monotonic() - self._started
+
+    def remaining(self) -> dict[str, Decimal | int | float | None]:
+        """Effective headroom per limit: the minimum over this scope and its ancestors.
+
+        Returns:
+            `usd` (Decimal), `tokens`, `model_calls`, `tool_calls`, `steps`, `retries` (int)
+            and `wall_s` (float seconds); None where nothing in the chain limits it.
+
+        Example:
+            >>> BudgetScope(Budget(tokens=10)).remaining()["tokens"]
+            10
+        """
+        out: dict[str, Decimal | int | float | None] = dict.fromkeys(_KEYS)
+        with self._lock:
+            for s in self._chain:
+                for i, lim in s._checks:
+                    left = max(lim - s._spent[i] - s._reserved[i], 0)
+                    key = _KEYS[i]
+                    cur = out[key]
+                    out[key] = left if cur is None else min(cur, left)  # type: ignore[type-var]
+        now = time.monotonic()
+        walls = [max(s.limits.wall_s - (now - s._started), 0.0)  # type: ignore[operator]
+                 for s in self._walls]
+        out["wall_s"] = min(walls) if walls else None
+        return out
+
+    def fraction_used(self) -> float:
+        """The largest fraction of any limit used (spent + reserved, and wall time), over the chain.
+
+        Example:
+            >>> scope = BudgetScope(Budget(tokens=100, model_calls=10))
+            >>> _ = scope.consume(tokens=50, model_calls=1)
+            >>> scope.fraction_used()
+            0.5
+        """
+        best = 0.0
+        with self._lock:
+            for s in self._chain:
+                for i, lim in s._checks:
+                    used = s._spent[i] + s._reserved[i]
+                    frac = 1.0 if lim == 0 else float(used / lim)
+                    best = max(best, frac)
+        now = time.monotonic()
+        for s in self._walls:
+            wall = s.limits.wall_s or 0.0
+            frac = 1.0 if wall == 0 else (now - s._started) / wall
+            best = max(best, frac)
+        return best
+
+    def wrap_up_due(self) -> bool:
+        """True when `fraction_used()` reached this scope's `Budget.wrap_up_at`.
+
+        Example:
+            >>> BudgetScope(Budget(tokens=10)).wrap_up_due()
+            False
+        """
+        at = self.limits.wrap_up_at
+        return at is not None and self.fraction_used() >= at
+
+    def spent_summary(self) -> Spent:
+        """Settled spend of this scope (children included).
+
+        Example:
+            >>> scope = BudgetScope()
+            >>> _ = scope.consume(tool_calls=2)
+            >>> scope.spent_summary().tool_calls
+            2
+        """
+        with self._lock:
+            return _summary(self._spent, self._unpriced, self.name)
+
+    def reserved_summary(self) -> Spent:
+        """What calls in flight hold in this scope."""
+        with self._lock:
+            return _summary(self._reserved, 0, self.name)
+
+    def snapshot(self) -> BudgetSnapshot:
+        """A JSON-able record of limits, spent and reserved.
+
+        Example:
+            >>> BudgetScope(name="x").snapshot().model_dump(mode="json")["spent"]["usd"]
+            '0'
+        """
+        return BudgetSnapshot(
+            name=self.name, kind=self.kind,
+            parent=None if self.parent is None else self.parent.name,
+            limits=self.limits, spent=self.spent_summary(), reserved=self.reserved_summary(),
+            remaining=self.remaining(), elapsed_s=self.elapsed_s(),
+            fraction_used=self.fraction_used(), closed=self._closed,
+        )
+
+    # -- the tree ----------------------------------------------------------------------------
+
+    def child(self, name: str, kind: ScopeKind = "run", limits: Budget | None = None
+              ) -> BudgetScope:
+        """A scope whose spend also counts in this one and every ancestor.
+
+        Its effective limits never exceed this scope's remaining, since every reservation is
+        checked up the whole chain.
+
+        Example:
+            >>> parent = BudgetScope(Budget(tokens=100), kind="notebook")
+            >>> parent.child("run-1", "run", Budget(tokens=1000)).remaining()["tokens"]
+            100
+        """
+        return BudgetScope(limits, name=name, kind=kind, parent=self)
+
+    def grant(self, name: str, limits: Budget, *, kind: ScopeKind = "scope") -> BudgetScope:
+        """Carve an allotment: reserve `limits` here now and return a scope that spends it.
+
+        The allotment has its own lock (a worker spends without touching this tree); `close()`
+        on it settles the slice with what it used and returns the rest. Every limit of this
+        chain must be given an amount, so the allotment cannot spend what was not reserved.
+
+        Raises:
+            BudgetExceeded: the slice does not fit.
+            UsageError: a limit of this chain has no amount in `limits`.
+
+        Example:
+            >>> batch = BudgetScope(Budget(usd=10), kind="batch")
+            >>> job = batch.grant("job-1", Budget(usd=3))
+            >>> batch.remaining()["usd"]
+            Decimal('7')
+            >>> _ = job.consume(usd=Decimal(1))
+            >>> job.close().usd
+            Decimal('2')
+            >>> batch.spent_summary().usd
+            Decimal('1')
+        """
+        wanted = limits._counters()
+        missing = sorted({_KEYS[i] for s in self._chain for i, _ in s._checks
+                          if wanted[i] is None})
+        if missing:
+            msg = f"Grant {name!r} gives no amount for limits {missing!r} of scope {self.name!r}."
+            raise UsageError(msg, hint=f"Pass them in `Budget(...)`, e.g. `{missing[0]}=...`.")
+        amounts = {k: (v or 0) for k, v in zip(_KEYS, wanted, strict=True)}
+        amounts["usd"] = wanted[_USD] or _ZERO
+        reservation = self.reserve(**amounts)
+        left = self.remaining()["wall_s"]
+        if left is not None and (limits.wall_s is None or limits.wall_s > left):
+            # The allotment's own lock never sees this chain, so it inherits the wall time left.
+            limits = limits.model_copy(update={"wall_s": float(left)})
+        scope = BudgetScope(limits, name=name, kind=kind, parent=self, _isolated=True)
+        scope._grant = reservation
+        return scope
+
+    def close(self) -> Spent:
+        """Refuse further reservations; an allotment also returns its unused part to its parent.
+
+        Outstanding reservations count as spent (a call in flight may be paid). Calling it
+        again returns an empty `Spent`.
+
+        Returns:
+            What went back to the parent (all zero unless this scope came from `grant`).
+
+        Example:
+            >>> BudgetScope().close().usd
+            Decimal('0')
+        """
+        with self._lock:
+            if self._closed:
+                return Spent(scope_name=self.name)
+            self._closed = True
+            used = [self._spent[i] + self._reserved[i] for i in range(6)]
+            unpriced = self._unpriced
+        grant = self._grant
+        if grant is None:
+            return Spent(scope_name=self.name)
+        returned = [max(grant._amounts[i] - used[i], 0) for i in range(6)]
+        grant.settle(usd=used[_USD], tokens=int(used[1]), model_calls=int(used[2]),
+                     tool_calls=int(used[3]), steps=int(used[4]), retries=int(used[5]))
+        if unpriced and self.parent is not None:
+            with self.parent._lock:
+                for s in self.parent._chain:
+                    s._unpriced += unpriced
+        return _summary(returned, 0, self.name)
+
+    @property
+    def closed(self) -> bool:
+        """True once `close()` was called."""
+        return self._closed
+
+    # -- errors ------------------------------------------------------------------------------
+
+    def _unpriced_error(self) -> UsageError:
+        owner = next(s for s in self._chain if s.limits.usd is not None)
+        msg = (f"The model is unpriced, so the USD budget of scope {owner.kind!r} "
+               f"({owner.name!r}, usd={owner.limits.usd}) cannot be enforced.")
+        return UsageError(msg, hint="Call `anb.set_price(model, input_per_mtok=..., "
+                          "output_per_mtok=...)`, or drop the `usd=` limit and limit tokens.")
+
+    def _closed_error(self) -> UsageError:
+        msg = f"Budget scope {self.name!r} is closed; it takes no new reservations."
+        return UsageError(msg, hint="Open a new scope with `anb.budget(...)`.")
+
+
+def _summary(counters: list[Amount], unpriced: int, name: str) -> Spent:
+    return Spent.model_construct(
+        usd=counters[0], tokens=counters[1], model_calls=counters[2], tool_calls=counters[3],
+        steps=counters[4], retries=counters[5], unpriced_calls=unpriced, scope_name=name)
+
+
+def _exceeded(scope: BudgetScope, i: int, lim: Amount, requested: Amount) -> BudgetExceeded:
+    reserved = scope._reserved[i]
+    err = BudgetExceeded(limit_name=_KEYS[i], limit=lim, spent=scope._spent[i],
+                         requested=requested, scope=scope.kind, scope_name=scope.name)
+    err.reserved = reserved  # type: ignore[attr-defined]
+    if reserved:
+        err.message = f"{err.message} Calls in flight hold another {reserved} of it."
+        err.args = (err.message,)
+    return err
+
+
+def _wall_error(scope: BudgetScope, elapsed: float) -> WallTimeExceeded:
+    err = WallTimeExceeded(limit_s=scope.limits.wall_s or 0.0, elapsed_s=elapsed)
+    err.scope = scope.kind  # type: ignore[attr-defined]
+    err.scope_name = scope.name  # type: ignore[attr-defined]
+    err.message = f"{err.message[:-1]} of scope {scope.kind!r} ({scope.name!r})."
+    err.args = (err.message,)
+    return err
+
+
+class Reservation:
+    """An amount held in a scope chain until `settle` (actual usage) or `release` (unused).
+
+    Also a context manager (sync and async) that releases it when it was not settled; settle
+    before leaving whenever the call was sent, since a sent call may be paid.
+
+    Example:
+        >>> scope = BudgetScope(Budget(usd=1))
+        >>> r = scope.reserve(usd=Decimal("0.3"))
+        >>> scope.remaining()["usd"]
+        Decimal('0.7')
+        >>> r.release()
+        True
+        >>> scope.remaining()["usd"] == 1
+        True
+    """
+
+    __slots__ = ("_amounts", "_nz", "_scope", "_state", "_unpriced")
+
+    def __init__(self, scope: BudgetScope, amounts: list[Amount], nz: list[int], *,
+                 unpriced: bool) -> None:
+        self._scope = scope
+        self._amounts = amounts
+        self._nz = nz
+        self._unpriced = unpriced
+        self._state: Literal["open", "settled", "released"] = "open"
+
+    def __repr__(self) -> str:
+        held = {k: v for k, v in zip(_KEYS, self._amounts, strict=True) if v}
+        return f"<Reservation {self._state} {held!r} in {self._scope.name!r}>"
+
+    @property
+    def scope(self) -> BudgetScope:
+        """The scope it was taken from."""
+        return self._scope
+
+    @property
+    def state(self) -> Literal["open", "settled", "released"]:
+        """`open` until settled or released."""
+        return self._state
+
+    @property
+    def usd(self) -> Decimal | None:
+        """The USD held; None for an unpriced call."""
+        return None if self._unpriced else self._amounts[_USD]  # type: ignore[return-value]
+
+    def amounts(self) -> dict[str, Amount]:
+        """Every counter held, by name."""
+        return dict(zip(_KEYS, self._amounts, strict=True))
+
+    def settle(self, *, usd: Decimal | Unset | None = UNSET, tokens: int | Unset = UNSET,
+               model_calls: int | Unset = UNSET, tool_calls: int | Unset = UNSET,
+               steps: int | Unset = UNSET, retries: int | Unset = UNSET) -> Settlement:
+        """Replace the reservation by the actual amounts, up the chain.
+
+        A counter not given settles at the reserved amount. `usd=None` means the cost is
+        unknown: under a USD limit the reserved amount is charged (the limit must hold).
+
+        Returns:
+            A `Settlement`; `ok` is False when usage ran past the reservation or a limit. The
+            spend is recorded either way, and the next reservation there will be refused.
+
+        Raises:
+            UsageError: it was already settled or released.
+
+        Example:
+            >>> scope = BudgetScope(Budget(usd=1))
+            >>> scope.reserve(usd=Decimal("0.5"), tokens=100).settle(usd=Decimal("0.2")).ok
+            True
+            >>> print(scope.spent_summary())
+            $0.200000, 100 tokens, 0 model calls, 0 tool calls, 0 steps
+        """
+        held = self._amounts
+        scope = self._scope
+        unpriced = usd is None or (self._unpriced and usd is UNSET)
+        if usd is UNSET or usd is None:
+            # Unknown cost: under a USD limit charge what was held, since the limit must hold.
+            usd = held[0] if usd is UNSET or scope._usd_limited else _ZERO
+        elif usd.__class__ is not Decimal:
+            usd = _money(usd)
+        actual: list[Amount] = [
+            usd,
+            held[1] if tokens is UNSET else tokens,
+            held[2] if model_calls is UNSET else model_calls,
+            held[3] if tool_calls is UNSET else tool_calls,
+            held[4] if steps is UNSET else steps,
+            held[5] if retries is UNSET else retries,
+        ]
+        moved = [(i, held[i], actual[i]) for i in _IDX if held[i] or actual[i]]
+        if (usd < 0 or actual[1] < 0 or actual[2] < 0 or actual[3] < 0 or actual[4] < 0
+                or actual[5] < 0):
+            msg = f"Cannot settle a negative amount: {dict(zip(_KEYS, actual, strict=True))!r}."
+            raise UsageError(msg)
+        over_limit: list[str] = []
+        with scope._lock:
+            if self._state != "open":
+                raise self._done_error()
+            self._state = "settled"
+            for s in scope._chain:
+                sp, rs = s._spent, s._reserved
+                for i, h, act in moved:
+                    rs[i] -= h
+                    sp[i] += act
+                if unpriced:
+                    s._unpriced += 1
+            overrun = [i for i, h, act in moved if act > h]
+            if overrun:
+                for s in scope._chain:
+                    for i, lim in s._checks:
+                        if s._spent[i] + s._reserved[i] > lim:
+                            over_limit.append(f"{s.name}.{_KEYS[i]}")
+        if not overrun:
+            return _CLEAN
+        return Settlement(overrun=tuple(_KEYS[i] for i in overrun), over_limit=tuple(over_limit))
+
+    def settle_usage(self, usage: Usage, *, tool_calls: int | Unset = UNSET,
+                     steps: int | Unset = UNSET, retries: int | Unset = UNSET) -> Settlement:
+        """Settle with a model call's `Usage` (tokens = input + output; usd None if unpriced).
+
+        Example:
+            >>> scope = BudgetScope()
+            >>> r = scope.reserve(tokens=100, model_calls=1)
+            >>> r.settle_usage(Usage(input_tokens=40, output_tokens=10, model_calls=1)).ok
+            True
+            >>> scope.spent_summary().tokens
+            50
+        """
+        return self.settle(usd=usage.usd, tokens=usage.total_tokens,
+                           model_calls=usage.model_calls, tool_calls=tool_calls,
+                           steps=steps, retries=retries)
+
+    def release(self) -> bool:
+        """Give the reservation back unused (the call was not sent); True if it was open.
+
+        Example:
+            >>> r = BudgetScope().reserve(tokens=5)
+            >>> r.release(), r.release()
+            (True, False)
+        """
+        scope = self._scope
+        held = self._amounts
+        with scope._lock:
+            if self._state != "open":
+                return False
+            self._state = "released"
+            for s in scope._chain:
+                rs = s._reserved
+                for i in self._nz:
+                    rs[i] -= held[i]
+        return True
+
+    def _done_error(self) -> UsageError:
+        msg = f"This reservation in scope {self._scope.name!r} was already {self._state}."
+        return UsageError(msg, hint="Settle or release each reservation exactly once.")
+
+    def __enter__(self) -> Reservation:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.release()
+
+    async def __aenter__(self) -> Reservation:
+        return self
+
+    async def __aexit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        self.release()
+
+
+# -- scopes on a ContextVar ------------------------------------------------------------------
+
+_STACK: contextvars.ContextVar[tuple[BudgetScope, ...]] = contextvars.ContextVar(
+    "agentnb_budget_scopes", default=())
+
+
+def current_scope() -> BudgetScope | None:
+    """The innermost open budget scope in this context, or None.
+
+    Example:
+        >>> with budget(tokens=10, name="cell") as scope:
+        ...     current_scope() is scope
+        True
+    """
+    stack = _STACK.get()
+    return stack[-1] if stack else None
+
+
+def open_scopes() -> list[BudgetScope]:
+    """Every open budget scope in this context, outermost first (for budget meters).
+
+    Example:
+        >>> with budget(usd=1, name="notebook"), budget(tokens=10, name="cell"):
+        ...     [s.name for s in open_scopes()]
+        ['notebook', 'cell']
+    """
+    return list(_STACK.get())
+
+
+def spent() -> Spent:
+    """What the innermost open scope has spent so far (`anb.spent()`); zeros when none is open.
+
+    Example:
+        >>> with budget(usd=1) as scope:
+        ...     _ = scope.consume(usd=Decimal("0.25"), model_calls=1)
+        ...     spent().usd
+        Decimal('0.25')
+    """
+    scope = current_scope()
+    return Spent() if scope is None else scope.spent_summary()
+
+
+def _push(scope: BudgetScope) -> contextvars.Token[tuple[BudgetScope, ...]]:
+    return _STACK.set((*_STACK.get(), scope))
+
+
+def _pop(scope: BudgetScope, token: contextvars.Token[tuple[BudgetScope, ...]] | None) -> None:
+    try:
+        if token is not None:
+            _STACK.reset(token)
+    except ValueError:
+        # Exited in another context (e.g. a generator finalised elsewhere): drop our scope only.
+        _STACK.set(tuple(s for s in _STACK.get() if s is not scope))
+
+
+class use_scope:
+    """Make an existing scope the current one for a block (sync or async).
+
+    The runtime pushes a run's scope while the run executes, and a batch worker pushes its
+    granted allotment; code inside sees it through `current_scope()`.
+
+    Example:
+        >>> scope = BudgetScope(name="job")
+        >>> with use_scope(scope):
+        ...     current_scope().name
+        'job'
+    """
+
+    __slots__ = ("_scope", "_token")
+
+    def __init__(self, scope: BudgetScope) -> None:
+        self._scope = scope
+        self._token: contextvars.Token[tuple[BudgetScope, ...]] | None = None
+
+    def __enter__(self) -> BudgetScope:
+        self._token = _push(self._scope)
+        return self._scope
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        token, self._token = self._token, None
+        _pop(self._scope, token)
+
+    async def __aenter__(self) -> BudgetScope:
+        return self.__enter__()
+
+    async def __aexit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        self.__exit__(et, ev, tb)
+
+
+class budget:
+    """Open a budget scope nested in the current one, for a `with` or `async with` block.
+
+    Every run started inside draws from it (and from every enclosing scope). The scope is
+    popped on exit, also on an exception; runs still going keep drawing from it.
+
+    Args:
+        limits: A `Budget`, instead of the keyword limits.
+        usd: USD limit (float, str or Decimal).
+        tokens: Token limit.
+        model_calls: Model-call limit.
+        tool_calls: Tool-call limit.
+        steps: Step limit.
+        retries: Retry limit.
+        wall_s: Wall-time limit in seconds from entering the block.
+        name: The scope's name, shown in errors and meters.
+        kind: The scope's kind; by default `name` when it is a kind, else `"scope"`.
+
+    Example:
+        >>> with budget(usd=2.00, name="notebook") as nb:
+        ...     nb.kind, spent().usd
+        ('notebook', Decimal('0'))
+    """
+
+    __slots__ = ("_kind", "_limits", "_name", "_stack")
+
+    def __init__(self, limits: Budget | None = None, *, usd: Decimal | float | str | None = None,
+                 tokens: int | None = None, model_calls: int | None = None,
+                 tool_calls: int | None = None, steps: int | None = None,
+                 retries: int | None = None, wall_s: float | None = None,
+                 name: str = "scope", kind: ScopeKind | None = None) -> None:
+        given: dict[str, Any] = {k: v for k, v in {
+            "usd": usd, "tokens": tokens, "model_calls": model_calls, "tool_calls": tool_calls,
+            "steps": steps, "retries": retries, "wall_s": wall_s}.items() if v is not None}
+        if limits is not None and given:
+            msg = f"Pass either a `Budget` or keyword limits, not both (got {sorted(given)!r})."
+            raise UsageError(msg)
+        if kind is not None and kind not in _KINDS:
+            msg = f"Budget scope kind {kind!r} is not one of {sorted(_KINDS)!r}."
+            raise ConfigError(msg, source="argument")
+        self._limits = limits if limits is not None else Budget(**given)
+        self._name = name
+        self._kind: ScopeKind = kind or (name if name in _KINDS else "scope")  # type: ignore[assignment]
+        # One entry per active `with` of this object, so re-entering it nests correctly.
+        self._stack: list[tuple[BudgetScope, contextvars.Token[tuple[BudgetScope, ...]]]] = []
+
+    def __enter__(self) -> BudgetScope:
+        parent = current_scope()
+        # Created on enter, not in __init__, so that wall time starts with the block.
+        scope = (BudgetScope(self._limits, name=self._name, kind=self._kind)
+                 if parent is None else parent.child(self._name, self._kind, self._limits))
+        self._stack.append((scope, _push(scope)))
+        return scope
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        scope, token = self._stack.pop()
+        _pop(scope, token)
+
+    async def __aenter__(self) -> BudgetScope:
+        return self.__enter__()
+
+    async def __aexit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        self.__exit__(et, ev, tb)

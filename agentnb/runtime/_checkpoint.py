@@ -1,0 +1,490 @@
+"""The runtime's storage in `traces.db`: checkpoints, recordings for replay/resume, stop flags.
+
+The runtime's tables all start with `rt_` and are created with `IF NOT EXISTS`; the tracing
+layer owns every other table in the same file (and its own schema-version table), so nothing
+here reads, writes, migrates or drops them. `rt_meta` holds this module's schema version.
+
+Durability: the file is in WAL mode with `synchronous=NORMAL`. A method that writes has
+committed when it returns, so the data survives the process being killed (SIGKILL, OOM, a
+kernel restart) the moment after; only a power loss or OS crash can drop the last commits,
+which is the trade SQLite documents for WAL + NORMAL and what keeps a write at tens of
+microseconds instead of an fsync per call.
+
+Secrets: `state` and `payload` are stored verbatim, byte for byte, because replay must give
+back exactly what was recorded. They must already be redacted by the caller (the runtime
+redacts before it calls); this module never adds anything it was not given.
+
+Every method is synchronous and has an `a`-prefixed twin that runs it in a worker thread
+(`asyncio.to_thread`), so the event loop never waits on SQLite. Each thread has its own
+connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+from agentnb.core import StoreError, UsageError
+from agentnb.runtime._cache import _Database, _dumps, _home
+
+if TYPE_CHECKING:
+    import sqlite3
+    from collections.abc import Callable, Iterable, Mapping
+
+__all__ = ["Checkpoint", "Recording", "RecordKind", "RunInfo", "RunStore", "run_store"]
+
+T = TypeVar("T")
+
+RecordKind = Literal["model", "tool"]
+"""What a recording holds: a model response or a tool result."""
+
+SCHEMA_VERSION = 1
+"""Version of the `rt_*` tables; kept in `rt_meta`."""
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS rt_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS rt_runs (
+    run_id TEXT PRIMARY KEY,
+    agent TEXT NOT NULL,
+    parent_run_id TEXT,
+    status TEXT NOT NULL,
+    last_step INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS rt_runs_updated ON rt_runs (updated_at);
+CREATE TABLE IF NOT EXISTS rt_checkpoints (
+    run_id TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    status TEXT NOT NULL,
+    agent TEXT NOT NULL,
+    parent_run_id TEXT,
+    saved_at REAL NOT NULL,
+    PRIMARY KEY (run_id, step)
+);
+CREATE TABLE IF NOT EXISTS rt_recordings (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    occurrence INTEGER NOT NULL,
+    payload TEXT NOT NULL,
+    recorded_at REAL NOT NULL,
+    UNIQUE (run_id, kind, key, occurrence)
+);
+CREATE TABLE IF NOT EXISTS rt_stops (
+    target TEXT PRIMARY KEY,
+    reason TEXT NOT NULL,
+    requested_at REAL NOT NULL
+);
+"""
+
+def _utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class Checkpoint:
+    """A run's full serialised state after one step.
+
+    Example:
+        >>> import tempfile
+        >>> store = RunStore(Path(tempfile.mkdtemp()) / "traces.db")
+        >>> store.save_checkpoint("run_a", 1, {"messages": []}, status="ready", agent="bot")
+        >>> store.load_checkpoint("run_a").step
+        1
+    """
+
+    run_id: str
+    """The run."""
+    step: int
+    """The step after which the state was saved."""
+    state: dict[str, Any]
+    """The run's state, as given to `save_checkpoint` (already redacted)."""
+    status: str
+    """The run's status at that point (`ready`, `done`, `stopped`, ...)."""
+    agent: str
+    """The agent's name."""
+    parent_run_id: str | None
+    """The parent run, for a delegate's child run."""
+    saved_at: datetime
+    """When it was saved (UTC)."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class Recording:
+    """One recorded model response or tool result."""
+
+    run_id: str
+    """The run that made the call."""
+    kind: RecordKind
+    """`model` or `tool`."""
+    key: str
+    """Content hash of the request."""
+    occurrence: int
+    """Which of several identical requests in the run (0, 1, ...)."""
+    payload: dict[str, Any]
+    """The response or result, verbatim."""
+    recorded_at: datetime
+    """When it was recorded (UTC)."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class RunInfo:
+    """One row of `RunStore.list_runs`: a run that has at least one checkpoint."""
+
+    run_id: str
+    """The run."""
+    agent: str
+    """The agent's name."""
+    parent_run_id: str | None
+    """The parent run, for a child run."""
+    status: str
+    """Status at the newest checkpoint."""
+    last_step: int
+    """The highest checkpointed step."""
+    created_at: datetime
+    """First checkpoint (UTC)."""
+    updated_at: datetime
+    """Newest checkpoint (UTC)."""
+
+
+_DAMAGED_HINT = (
+    "The file is damaged or is not an agentnb store. Move it aside (it also holds traces) and "
+    "agentnb starts a new one."
+)
+
+
+class RunStore:
+    """Checkpoints, recordings and stop flags of runs, in the `rt_*` tables of `traces.db`.
+
+    Args:
+        path: the SQLite file, normally `<AGENTNB_HOME>/traces.db`.
+        stop_cache_s: how long `stop_requested` trusts its last read of the stop flags. A flag
+            set in this process is seen at once; one set by another process (`agentnb stop`)
+            within this many seconds.
+
+    Example:
+        >>> import tempfile
+        >>> store = RunStore(Path(tempfile.mkdtemp()) / "traces.db")
+        >>> store.record("run_a", "tool", "k1", 0, {"content": "42"})
+        >>> store.recorded("run_a", "tool", "k1", 0)
+        {'content': '42'}
+        >>> store.request_stop("run_a"); store.stop_requested("run_a")
+        True
+    """
+
+    def __init__(self, path: Path, *, stop_cache_s: float = 0.075) -> None:
+        self._db = _Database(Path(path), schema=_SCHEMA, label="run store",
+                             damaged_hint=_DAMAGED_HINT)
+        self.stop_cache_s = stop_cache_s
+        self._stops: dict[str, str] = {}
+        self._stops_read_at = float("-inf")
+        self._parents: dict[str, str | None] = {}
+        self._meta_checked = False
+
+    @property
+    def path(self) -> Path:
+        """The SQLite file."""
+        return self._db.path
+
+    def __repr__(self) -> str:
+        return f"RunStore({str(self.path)!r})"
+
+    def _check_version(self) -> None:
+        if self._meta_checked:
+            return
+
+        def check(conn: sqlite3.Connection) -> str | None:
+            conn.execute("INSERT OR IGNORE INTO rt_meta (key, value) VALUES ('schema_version', ?)",
+                         (str(SCHEMA_VERSION),))
+            row = conn.execute("SELECT value FROM rt_meta WHERE key = 'schema_version'").fetchone()
+            return row[0] if row else None
+
+        found = self._db.write(check, "set up")
+        if found is not None and int(found) > SCHEMA_VERSION:
+            msg = (f"The run store {str(self.path)!r} has schema version {found}; this agentnb "
+                   f"reads version {SCHEMA_VERSION}.")
+            raise StoreError(msg, path=str(self.path), hint="Upgrade agentnb.")
+        self._meta_checked = True
+
+    def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        self._check_version()
+        return self._db.read(fn)
+
+    def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        self._check_version()
+        return self._db.write(fn)
+
+    # -- checkpoints ---------------------------------------------------------------------------
+
+    def save_checkpoint(self, run_id: str, step: int, state: Mapping[str, Any], *, status: str,
+                        agent: str, parent_run_id: str | None = None) -> None:
+        """Save the run's full state after `step`; committed (crash-safe) when this returns.
+
+        `state` is stored verbatim and must already be redacted. Saving the same step again
+        replaces it.
+        """
+        text = _dumps(state, f"state of run {run_id!r} at step {step}")
+        now = time.time()
+
+        def save(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT OR REPLACE INTO rt_checkpoints (run_id, step, state, status, agent, "
+                "parent_run_id, saved_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (run_id, step, text, status, agent, parent_run_id, now),
+            )
+            conn.execute(
+                "INSERT INTO rt_runs (run_id, agent, parent_run_id, status, last_step, created_at,"
+                " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO UPDATE SET "
+                "status = excluded.status, agent = excluded.agent, "
+                "parent_run_id = excluded.parent_run_id, updated_at = excluded.updated_at, "
+                "last_step = max(last_step, excluded.last_step)",
+                (run_id, agent, parent_run_id, status, step, now, now),
+            )
+
+        self._write(save)
+        self._parents[run_id] = parent_run_id
+
+    def load_checkpoint(self, run_id: str, step: int | None = None) -> Checkpoint:
+        """Load the checkpoint after `step`, or the newest one when `step` is None.
+
+        Raises:
+            UsageError: no such run, or no checkpoint at that step.
+            StoreError: the file cannot be read.
+        """
+        cols = "run_id, step, state, status, agent, parent_run_id, saved_at"
+
+        def load(conn: sqlite3.Connection) -> tuple[Any, ...] | None:
+            if step is None:
+                return conn.execute(f"SELECT {cols} FROM rt_checkpoints WHERE run_id = ? "
+                                    "ORDER BY step DESC LIMIT 1", (run_id,)).fetchone()
+            return conn.execute(f"SELECT {cols} FROM rt_checkpoints WHERE run_id = ? AND step = ?",
+                                (run_id, step)).fetchone()
+
+        row = self._read(load)
+        if row is None:
+            steps = self.checkpoint_steps(run_id)
+            if not steps:
+                msg = f"No run {run_id!r} in {str(self.path)!r}."
+                raise UsageError(msg, hint="`anb.traces()` lists runs.")
+            msg = f"Run {run_id!r} has no checkpoint at step {step!r}; it has steps {steps}."
+            raise UsageError(msg, hint="Pick one of those steps, or pass no step for the newest.")
+        try:
+            state = json.loads(row[2])
+        except ValueError as exc:
+            raise self._db.error(exc, "read a checkpoint from") from None
+        return Checkpoint(run_id=row[0], step=row[1], state=state, status=row[3], agent=row[4],
+                          parent_run_id=row[5], saved_at=_utc(row[6]))
+
+    def checkpoint_steps(self, run_id: str) -> list[int]:
+        """The steps that have a checkpoint, ascending (empty for an unknown run)."""
+        rows = self._read(lambda c: c.execute(
+            "SELECT step FROM rt_checkpoints WHERE run_id = ? ORDER BY step", (run_id,)).fetchall())
+        return [r[0] for r in rows]
+
+    def list_runs(self, *, limit: int = 100) -> list[RunInfo]:
+        """Runs that have checkpoints, most recently updated first."""
+        rows = self._read(lambda c: c.execute(
+            "SELECT run_id, agent, parent_run_id, status, last_step, created_at, updated_at "
+            "FROM rt_runs ORDER BY updated_at DESC, run_id DESC LIMIT ?", (limit,)).fetchall())
+        return [RunInfo(run_id=r[0], agent=r[1], parent_run_id=r[2], status=r[3], last_step=r[4],
+                        created_at=_utc(r[5]), updated_at=_utc(r[6])) for r in rows]
+
+    # -- recordings ----------------------------------------------------------------------------
+
+    def record(self, run_id: str, kind: RecordKind, key: str, occurrence: int,
+               payload: Mapping[str, Any]) -> None:
+        """Record a model response or tool result; committed (crash-safe) when this returns.
+
+        `key` is the request's content hash and `occurrence` counts identical requests in the
+        run. Recording the same (kind, key, occurrence) again replaces the payload and keeps
+        its place in the order. `payload` is stored verbatim and must already be redacted.
+        """
+        if kind not in ("model", "tool"):
+            msg = f"Recording kind must be 'model' or 'tool', not {kind!r}."
+            raise UsageError(msg)
+        text = _dumps(payload, f"{kind} recording {key!r} of run {run_id!r}")
+        now = time.time()
+        self._write(lambda c: c.execute(
+            "INSERT INTO rt_recordings (run_id, kind, key, occurrence, payload, recorded_at) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, kind, key, occurrence) DO UPDATE SET "
+            "payload = excluded.payload, recorded_at = excluded.recorded_at",
+            (run_id, kind, key, occurrence, text, now)))
+
+    def recorded(self, run_id: str, kind: RecordKind, key: str,
+                 occurrence: int) -> dict[str, Any] | None:
+        """The recorded payload, or None when that call was not recorded."""
+        row = self._read(lambda c: c.execute(
+            "SELECT payload FROM rt_recordings WHERE run_id = ? AND kind = ? AND key = ? "
+            "AND occurrence = ?", (run_id, kind, key, occurrence)).fetchone())
+        if row is None:
+            return None
+        try:
+            return json.loads(row[0])
+        except ValueError as exc:
+            raise self._db.error(exc, "read a recording from") from None
+
+    def recordings(self, run_id: str) -> list[Recording]:
+        """Every recording of a run, in the order they were first made."""
+        rows = self._read(lambda c: c.execute(
+            "SELECT run_id, kind, key, occurrence, payload, recorded_at FROM rt_recordings "
+            "WHERE run_id = ? ORDER BY id", (run_id,)).fetchall())
+        try:
+            return [Recording(run_id=r[0], kind=r[1], key=r[2], occurrence=r[3],
+                              payload=json.loads(r[4]), recorded_at=_utc(r[5])) for r in rows]
+        except ValueError as exc:
+            raise self._db.error(exc, "read a recording from") from None
+
+    # -- stop flags ----------------------------------------------------------------------------
+
+    def request_stop(self, target: str, reason: str = "stop_requested") -> None:
+        """Ask a run, or every run of a batch or parent run, to stop before its next step.
+
+        Works across processes (`agentnb stop RUN_ID`); seen at once in this process.
+        """
+        self._write(lambda c: c.execute(
+            "INSERT OR REPLACE INTO rt_stops (target, reason, requested_at) VALUES (?, ?, ?)",
+            (target, reason, time.time())))
+        self._stops = {**self._stops, target: reason}
+
+    def clear_stop(self, target: str) -> None:
+        """Remove a stop flag (before resuming a stopped run)."""
+        self._write(lambda c: c.execute("DELETE FROM rt_stops WHERE target = ?", (target,)))
+        self._stops = {k: v for k, v in self._stops.items() if k != target}
+
+    def stop_reason(self, run_id: str, *, also: Iterable[str] = ()) -> str | None:
+        """The reason a stop was requested for the run, or None.
+
+        A flag on the run, on any of `also` (a batch id, say), or on any ancestor run (via
+        the parents recorded in checkpoints) counts. The flags are read from the file at most
+        once per `stop_cache_s`; in between this is a dictionary look-up. When no flag is set
+        anywhere, which is the usual case, no ancestor is looked up.
+        """
+        now = time.monotonic()
+        if now - self._stops_read_at > self.stop_cache_s:
+            rows = self._read(lambda c: c.execute("SELECT target, reason FROM rt_stops").fetchall())
+            self._stops = dict(rows)
+            self._stops_read_at = now
+        stops = self._stops
+        if not stops:
+            return None
+        for target in (run_id, *also):
+            if target in stops:
+                return stops[target]
+        seen = {run_id}
+        parent = self._parent(run_id)
+        while parent is not None and parent not in seen:
+            if parent in stops:
+                return stops[parent]
+            seen.add(parent)
+            parent = self._parent(parent)
+        return None
+
+    def stop_requested(self, run_id: str, *, also: Iterable[str] = ()) -> bool:
+        """True when a stop was requested for the run (see `stop_reason`); cheap per step."""
+        return self.stop_reason(run_id, also=also) is not None
+
+    def _parent(self, run_id: str) -> str | None:
+        if run_id not in self._parents:
+            row = self._read(lambda c: c.execute(
+                "SELECT parent_run_id FROM rt_runs WHERE run_id = ?", (run_id,)).fetchone())
+            if row is None:
+                return None  # not checkpointed yet; ask again next time
+            self._parents[run_id] = row[0]
+        return self._parents[run_id]
+
+    def close(self) -> None:
+        """Close every connection; the store reopens on the next call."""
+        self._db.close()
+
+    # -- async twins ---------------------------------------------------------------------------
+
+    async def asave_checkpoint(self, run_id: str, step: int, state: Mapping[str, Any], *,
+                               status: str, agent: str, parent_run_id: str | None = None) -> None:
+        """Async twin of `save_checkpoint`."""
+        await asyncio.to_thread(self.save_checkpoint, run_id, step, state, status=status,
+                                agent=agent, parent_run_id=parent_run_id)
+
+    async def aload_checkpoint(self, run_id: str, step: int | None = None) -> Checkpoint:
+        """Async twin of `load_checkpoint`."""
+        return await asyncio.to_thread(self.load_checkpoint, run_id, step)
+
+    async def acheckpoint_steps(self, run_id: str) -> list[int]:
+        """Async twin of `checkpoint_steps`."""
+        return await asyncio.to_thread(self.checkpoint_steps, run_id)
+
+    async def alist_runs(self, *, limit: int = 100) -> list[RunInfo]:
+        """Async twin of `list_runs`."""
+        return await asyncio.to_thread(self.list_runs, limit=limit)
+
+    async def arecord(self, run_id: str, kind: RecordKind, key: str, occurrence: int,
+                      payload: Mapping[str, Any]) -> None:
+        """Async twin of `record`."""
+        await asyncio.to_thread(self.record, run_id, kind, key, occurrence, payload)
+
+    async def arecorded(self, run_id: str, kind: RecordKind, key: str,
+                        occurrence: int) -> dict[str, Any] | None:
+        """Async twin of `recorded`."""
+        return await asyncio.to_thread(self.recorded, run_id, kind, key, occurrence)
+
+    async def arecordings(self, run_id: str) -> list[Recording]:
+        """Async twin of `recordings`."""
+        return await asyncio.to_thread(self.recordings, run_id)
+
+    async def arequest_stop(self, target: str, reason: str = "stop_requested") -> None:
+        """Async twin of `request_stop`."""
+        await asyncio.to_thread(self.request_stop, target, reason)
+
+    async def aclear_stop(self, target: str) -> None:
+        """Async twin of `clear_stop`."""
+        await asyncio.to_thread(self.clear_stop, target)
+
+    async def astop_reason(self, run_id: str, *, also: Iterable[str] = ()) -> str | None:
+        """Async twin of `stop_reason`; answers on the loop while the cached flags are fresh."""
+        also = tuple(also)
+        if time.monotonic() - self._stops_read_at <= self.stop_cache_s and not self._stops:
+            return None
+        return await asyncio.to_thread(self.stop_reason, run_id, also=also)
+
+    async def astop_requested(self, run_id: str, *, also: Iterable[str] = ()) -> bool:
+        """Async twin of `stop_requested`; no thread hop while the cached flags are fresh."""
+        return await self.astop_reason(run_id, also=also) is not None
+
+    async def aclose(self) -> None:
+        """Async twin of `close`."""
+        await asyncio.to_thread(self.close)
+
+
+_KEEP = 16
+"""How many stores `run_store` keeps open (tests make a new home per test)."""
+_stores: dict[Path, RunStore] = {}
+# Guards `_stores` so that two threads asking for the same path get the same RunStore.
+_stores_lock = threading.Lock()
+
+
+def run_store(home: Path | str | None = None) -> RunStore:
+    """The `RunStore` over `<home>/traces.db`, one per path (home from settings when None).
+
+    Example:
+        >>> import tempfile
+        >>> home = Path(tempfile.mkdtemp())
+        >>> run_store(home) is run_store(home)
+        True
+    """
+    path = _home(home) / "traces.db"
+    with _stores_lock:
+        store = _stores.pop(path, None) or RunStore(path)
+        _stores[path] = store  # most recently used last
+        if len(_stores) > _KEEP:
+            # Forget (not close) the least recently used: whoever still holds it keeps a
+            # working store, and its connections close when the last reference goes.
+            del _stores[next(iter(_stores))]
+        return store

@@ -1,0 +1,115 @@
+"""The runtime's seams to tracing and governance: configured once, imported lazily.
+
+Kept in one place so that the per-call path looks each seam up once per process, not per call.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agentnb.core import CostUnknownWarning, Settings
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span, Tracer
+
+__all__ = ["audit", "configure_once", "end_span", "flush", "redact_obj", "tracer",
+           "warn_unpriced"]
+
+# Guards the one-time set-up below (tracing configuration, the redactor) and the warned-model
+# set; both are touched from the loop thread and from user threads.
+_lock = threading.Lock()
+_configured: Path | None = None
+_warned: set[str] = set()
+_redactor: Any = None
+_audits: dict[Path, Any] = {}
+
+
+def configure_once(settings: Settings) -> None:
+    """Point tracing at the settings' home and install the secret redactor, once per home."""
+    global _configured, _redactor  # noqa: PLW0603 - process-wide set-up done once
+    if _configured == settings.home:
+        return
+    with _lock:
+        if _configured == settings.home:
+            return
+        from agentnb import tracing
+
+        configure = getattr(tracing, "configure", None)
+        if configure is not None:
+            configure(settings)
+        if _redactor is None:
+            from agentnb.governance import _redact
+
+            _redactor = _redact.default_redactor()
+            set_redactor = getattr(tracing, "set_redactor", None)
+            if set_redactor is not None:
+                set_redactor(_redactor.redact)
+        _configured = settings.home
+
+
+def redact_obj(value: Any) -> Any:
+    """Redact secrets from a JSON-able value before it reaches a checkpoint or a recording."""
+    redactor = _redactor
+    if redactor is None:
+        return value
+    return redactor.redact_obj(value)
+
+
+def redact(text: str) -> str:
+    """Redact secrets from one string."""
+    redactor = _redactor
+    return text if redactor is None else redactor.redact(text)
+
+
+def tracer() -> Tracer:
+    """agentnb's tracer."""
+    from agentnb.tracing import tracer as get
+
+    return get()
+
+
+def flush() -> None:
+    """Write every finished span now, when the tracing layer supports it."""
+    from agentnb import tracing
+
+    fn = getattr(tracing, "flush", None)
+    if fn is not None:
+        fn()
+
+
+def end_span(span: Span | None, attrs: dict[str, Any] | None = None) -> None:
+    """Set attributes (skipping None) and end a span."""
+    if span is None:
+        return
+    if attrs:
+        span.set_attributes({k: v for k, v in attrs.items() if v is not None})
+    span.end()
+
+
+def warn_unpriced(model_id: str) -> None:
+    """Warn once per model id that its calls have no price (usd is None, never a silent 0)."""
+    with _lock:
+        if model_id in _warned:
+            return
+        _warned.add(model_id)
+    warnings.warn(
+        f"Model {model_id!r} has no price, so the run's `usage.usd` is None (unknown, not 0). "
+        "Call `anb.set_price(...)` to price it.",
+        CostUnknownWarning, stacklevel=3)
+
+
+def audit(home: Path, event: str, **fields: Any) -> None:
+    """Append one record to the hash-chained audit log under `home/audit/` (blocking: call
+    through `asyncio.to_thread`)."""
+    from agentnb.governance import AuditLog  # type: ignore[attr-defined]
+
+    path = home / "audit" / "audit.jsonl"
+    with _lock:
+        log = _audits.get(path)
+        if log is None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            log = _audits[path] = AuditLog(path)
+    log.append(event, **redact_obj(fields))
