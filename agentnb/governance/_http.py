@@ -75,10 +75,10 @@ def _guard_mounts(client: httpx.AsyncClient | httpx.Client, wrap: Any) -> None:
     # public hook that sees every hop before it is sent, so we wrap them in place. A test pins
     # this against the installed httpx.
     try:
-        client._transport = wrap(client._transport)  # pyright: ignore[reportPrivateUsage]  # noqa: SLF001
-        client._mounts = {  # pyright: ignore[reportPrivateUsage]  # noqa: SLF001
+        client._transport = wrap(client._transport)  # pyright: ignore[reportPrivateUsage]
+        client._mounts = {  # pyright: ignore[reportPrivateUsage]
             pattern: None if transport is None else wrap(transport)
-            for pattern, transport in client._mounts.items()  # pyright: ignore[reportPrivateUsage]  # noqa: SLF001
+            for pattern, transport in client._mounts.items()  # pyright: ignore[reportPrivateUsage]
         }
     except AttributeError as exc:  # pragma: no cover - only on an incompatible httpx
         msg = f"httpx {httpx.__version__} has no `_transport`/`_mounts`; cannot confine it."

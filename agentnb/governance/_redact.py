@@ -267,7 +267,7 @@ def default_redactor(*, reload_env: bool = False) -> Redactor:
         >>> default_redactor().redact("token: Bearer abcdefghijklmnop")
         'token: Bearer [REDACTED]'
     """
-    global _default  # noqa: PLW0603 - one redactor per process, created lazily
+    global _default  # one redactor per process, created lazily
     with _default_lock:
         if _default is None or reload_env:
             registered = [] if _default is None else _default.registered_values()

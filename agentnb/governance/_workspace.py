@@ -130,6 +130,8 @@ def _is_path_type(hint: object) -> bool:
     origin = typing.get_origin(hint)
     if origin is None:
         return False
+    if isinstance(origin, type) and issubclass(origin, (PurePath, os.PathLike)):
+        return True
     if origin is typing.Annotated:
         return _is_path_type(typing.get_args(hint)[0])
     if origin in (typing.Union, types.UnionType, list, tuple, set, frozenset, Iterable) or (
@@ -158,7 +160,7 @@ def path_params_of(
     signature = inspect.signature(fn)
     try:
         hints = typing.get_type_hints(fn, include_extras=True)
-    except Exception:  # noqa: BLE001 - unresolvable annotations fall back to their text
+    except Exception:  # unresolvable annotations fall back to their text
         hints = {}
     names: set[str] = set()
     for name, parameter in signature.parameters.items():

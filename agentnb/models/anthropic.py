@@ -113,12 +113,9 @@ def _decimal(value: Decimal | float | str | None) -> Decimal | None:
 
 
 def _table_price(name: str) -> dict[str, Any]:
-    """Prices and limits from `agentnb.models._pricing`, or nothing when unknown or absent."""
-    try:
-        # Written alongside this module; absent or failing, the model is simply unpriced.
-        from agentnb.models._pricing import lookup_price  # type: ignore[import-not-found]
-    except ImportError:
-        return {}
+    """Prices and context window from the price table (with `set_price` overrides), or nothing."""
+    from agentnb.models._pricing import lookup_price
+
     try:
         found: Any = lookup_price("anthropic", name)
     except (LookupError, ValueError, AgentnbError):

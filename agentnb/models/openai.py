@@ -115,7 +115,7 @@ class OpenAIModel(ModelBase):
         on_retry: RetryHook | None = None,
     ) -> None:
         # Lazy: httpx and tenacity are slow to import and `import agentnb` must stay fast.
-        from agentnb.models._http import ClientPool  # noqa: PLC0415
+        from agentnb.models._http import ClientPool
 
         self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL)
         self.base_url = self.base_url.rstrip("/")
@@ -233,7 +233,7 @@ class OpenAIModel(ModelBase):
         """
         if self.stream_default:
             return await self.stream(messages, tools=tools, settings=settings, on_retry=on_retry)
-        from agentnb.models._http import raise_for_status, send_with_retries  # noqa: PLC0415
+        from agentnb.models._http import raise_for_status, send_with_retries
 
         body = self.build_body(messages, tools=tools, settings=settings)
         info = self.info
@@ -269,7 +269,7 @@ class OpenAIModel(ModelBase):
             ModelConnectionError: the server could not be reached or dropped the stream.
             UnexpectedModelOutput: a chunk or body is not Chat Completions JSON.
         """
-        from agentnb.models._http import (  # noqa: PLC0415
+        from agentnb.models._http import (
             aiter_sse,
             raise_for_status,
             send_with_retries,
@@ -355,7 +355,7 @@ def _decimal(value: Decimal | float | str | None) -> Decimal | None:
 
 
 def _with_price(info: ModelInfo) -> ModelInfo:
-    from agentnb.models._pricing import lookup_price  # noqa: PLC0415 - keeps import time low
+    from agentnb.models._pricing import lookup_price
 
     price = lookup_price(info.provider, info.name)
     if price is None:

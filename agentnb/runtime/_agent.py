@@ -94,7 +94,7 @@ class Agent:
     model_settings: ModelSettings | None = None
     loop_threshold: int = 3
     cache: bool | Unset = UNSET
-    wrap_up_at: float | None | Unset = UNSET
+    wrap_up_at: float | Unset | None = UNSET
     deps: Any = None
     settings: Settings | Unset = UNSET
     _resolved: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False, init=False,

@@ -386,7 +386,7 @@ class BudgetScope:
                     elapsed = now - s._started
                     if elapsed > s.limits.wall_s:  # type: ignore[operator]
                         raise _wall_error(s, elapsed)
-            for s in self._chain:
+            for s in self._chain[:1]:
                 sp, rs = s._spent, s._reserved
                 for i, lim in s._checks:
                     if sp[i] + rs[i] + amounts[i] > lim:

@@ -82,6 +82,10 @@ class _Database:
         # connection is known so that close() can reach connections of other threads.
         self._lock = threading.Lock()
         self._conns: list[sqlite3.Connection] = []
+        # One writer per process at a time. SQLite admits one writer anyway; a mutex hands the
+        # turn over at once, where SQLite's busy handler would sleep (1, 2, 5, 10... ms) between
+        # tries. Other processes still meet the busy timeout.
+        self._write_lock = threading.Lock()
         self._ready = False
         self._generation = 0
         self._pid = os.getpid()
@@ -172,7 +176,8 @@ class _Database:
             return result
 
         try:
-            return self._retry(attempt)
+            with self._write_lock:
+                return self._retry(attempt)
         except sqlite3.Error as exc:
             raise self.error(exc, action) from None
 

@@ -29,7 +29,7 @@ _audits: dict[Path, Any] = {}
 
 def configure_once(settings: Settings) -> None:
     """Point tracing at the settings' home and install the secret redactor, once per home."""
-    global _configured, _redactor  # noqa: PLW0603 - process-wide set-up done once
+    global _configured, _redactor
     if _configured == settings.home:
         return
     with _lock:

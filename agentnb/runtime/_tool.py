@@ -178,7 +178,8 @@ class Tool:
                 takes_context = True
                 continue
             if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-                msg = f"Tool {self.name!r} takes `*{pname}`; the model can only pass named arguments."
+                msg = (f"Tool {self.name!r} takes `*{pname}`; the model can only pass named "
+                       "arguments.")
                 raise UsageError(msg, hint="List the parameters explicitly.")
             if annotation is inspect.Parameter.empty:
                 annotation = Any
@@ -251,7 +252,7 @@ class Tool:
             return ToolOutcome(content=f"Tool {self.name!r} timed out after {self.timeout_s}s.",
                                status="error", error_type="TimeoutError",
                                duration_s=time.perf_counter() - start)
-        except Exception as exc:  # noqa: BLE001 - the tool-runner boundary: the model decides
+        except Exception as exc:
             if _is_fatal(exc):
                 raise
             return ToolOutcome(content=f"Tool {self.name!r} raised {type(exc).__name__}: {exc}",

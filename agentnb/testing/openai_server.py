@@ -123,9 +123,8 @@ def as_turn(value: TurnLike) -> OpenAITurn:
         return OpenAITurn(text=value)
     if isinstance(value, OpenAIToolCall):
         return OpenAITurn(tool_calls=(value,))
-    calls = tuple(value)
-    if all(isinstance(c, OpenAIToolCall) for c in calls):
-        return OpenAITurn(tool_calls=calls)
+    if isinstance(value, Sequence) and all(isinstance(c, OpenAIToolCall) for c in value):
+        return OpenAITurn(tool_calls=tuple(value))
     msg = f"Not a scripted turn: {value!r}; use a str, OpenAIToolCall(s) or OpenAITurn."
     raise TypeError(msg)
 
@@ -300,7 +299,10 @@ class FakeOpenAIServer:
                     400, f"FakeOpenAIServer's script is exhausted (request #{served + 1}); "
                     "add more turns.", "invalid_request_error")
             else:
-                reply = self._reply(as_turn(turn), body)
+                try:
+                    reply = self._reply(as_turn(turn), body)
+                except TypeError as exc:
+                    reply = _error_reply(500, f"FakeOpenAIServer: {exc}", "server_error")
         reply.delay_s += latency
         return reply
 

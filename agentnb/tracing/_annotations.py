@@ -1,6 +1,6 @@
 """Annotations: labels, scores and notes on runs and spans, kept in the trace store."""
 
-# ruff: noqa: PLC0415 - lazy imports keep `import agentnb` fast (SDK, pandas, exporters)
+
 from __future__ import annotations
 
 import math

@@ -1,6 +1,6 @@
 """`diff(run_a, run_b)`: the first step where two stored trajectories diverge, and how."""
 
-# ruff: noqa: PLC0415 - lazy imports keep `import agentnb` fast (SDK, pandas, exporters)
+
 from __future__ import annotations
 
 import dataclasses

@@ -5,7 +5,7 @@ Phoenix, Jaeger or Langfuse show agentnb runs. Every string value passes the ins
 redactor first, as it does for the store.
 """
 
-# ruff: noqa: PLC0415 - lazy imports keep `import agentnb` fast (SDK, pandas, exporters)
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any

@@ -8,7 +8,7 @@ span through an exporter interface and a bounded queue that drops on overflow; t
 drop, so this processor keeps an unbounded deque and exporters (OTLP) hang off it separately.
 """
 
-# ruff: noqa: PLC0415 - lazy imports keep `import agentnb` fast (SDK, pandas, exporters)
+
 from __future__ import annotations
 
 import collections
@@ -94,7 +94,7 @@ class StoreProcessor(SpanProcessor):
         if self.store_enabled:
             queue = self.queue
             queue.append((span, run_id))
-            if len(queue) >= WAKE_AT:
+            if len(queue) >= WAKE_AT and not self.wake.is_set():
                 self.wake.set()
         for p in self.extra:
             p.on_end(span)

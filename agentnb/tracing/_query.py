@@ -5,7 +5,7 @@ run's spans, its child runs' spans included, with every attribute as a column; `
 renders either frame as the text the `agentnb traces` command prints.
 """
 
-# ruff: noqa: PLC0415 - lazy imports keep `import agentnb` fast (SDK, pandas, exporters)
+
 from __future__ import annotations
 
 import dataclasses
@@ -232,15 +232,16 @@ def load_spans(run_id: str, *, home: Path | str | None = None,
     """A run's stored spans in start order (with its child runs' spans unless told otherwise)."""
     flush()
     db = store(home)
-    if include_children:
-        sql = ("WITH RECURSIVE tree(span_id) AS (SELECT span_id FROM spans WHERE run_id = ?"
-               " UNION SELECT s.span_id FROM spans s JOIN tree t ON s.parent_id = t.span_id)"
-               " SELECT * FROM spans WHERE span_id IN (SELECT span_id FROM tree)"
-               " ORDER BY start_ns, span_id")
-    else:
-        sql = "SELECT * FROM spans WHERE run_id = ? ORDER BY start_ns, span_id"
     with db.reader() as conn:
-        rows = conn.execute(sql, (run_id,)).fetchall()
+        run_ids = [run_id]
+        if include_children:
+            run_ids = _with_child_runs(conn, run_id)
+        rows = []
+        for chunk in _chunks(run_ids):
+            marks = ",".join("?" * len(chunk))
+            rows += conn.execute(f"SELECT * FROM spans WHERE run_id IN ({marks})",
+                                 chunk).fetchall()
+        rows.sort(key=lambda r: (r[7], r[0]))
         events: dict[str, list[dict[str, Any]]] = {}
         ids = [r[0] for r in rows]
         for chunk in _chunks(ids):
@@ -257,6 +258,20 @@ def load_spans(run_id: str, *, home: Path | str | None = None,
                    events=events.get(r[0], []))
         for r in rows
     ]
+
+
+def _with_child_runs(conn: Any, run_id: str) -> list[str]:
+    """The run and its descendant runs (delegates), from the run spans' parent ids."""
+    found, frontier = [run_id], [run_id]
+    parent_key = _json_key(sc.AGENTNB_PARENT_RUN_ID)
+    while frontier:
+        marks = ",".join("?" * len(frontier))
+        children = [r[0] for r in conn.execute(
+            f"SELECT run_id FROM spans WHERE kind = 'run' AND run_id IS NOT NULL"
+            f" AND json_extract(attributes, '{parent_key}') IN ({marks})", frontier)]
+        frontier = [c for c in children if c not in found]
+        found += frontier
+    return found
 
 
 def spans(run_id: str, *, home: Path | str | None = None) -> pd.DataFrame:

@@ -6,7 +6,7 @@ by one background thread, `agentnb-traces`: every `FLUSH_INTERVAL_S` (so a kille
 what had finished), when the queue grows, on `flush()`, and at interpreter exit.
 """
 
-# ruff: noqa: PLC0415 - lazy imports keep `import agentnb` fast (SDK, pandas, exporters)
+
 from __future__ import annotations
 
 import asyncio
@@ -76,7 +76,7 @@ _REDACTOR: Redactor | None = None
 
 
 def _state() -> _State:
-    global _STATE  # noqa: PLW0603 - one provider per process, created lazily
+    global _STATE
     st = _STATE
     if st is None:
         with _STATE_LOCK:
@@ -220,7 +220,7 @@ def set_redactor(fn: Redactor | None) -> None:
         'key=[REDACTED]'
         >>> set_redactor(None)
     """
-    global _REDACTOR  # noqa: PLW0603 - one redactor per process, installed by governance
+    global _REDACTOR
     _REDACTOR = fn
 
 
@@ -370,32 +370,45 @@ if hasattr(os, "register_at_fork"):
 
 
 # -- span -> row ----------------------------------------------------------------------------
-def _clean(value: Any, fn: Redactor | None) -> Any:
+def _clean(value: Any, fn: Redactor) -> Any:
     if isinstance(value, str):
-        return fn(value) if fn is not None else value
+        return fn(value)
     if isinstance(value, (tuple, list)):
         return [_clean(v, fn) for v in value]
     return value
 
 
+def _plain(mapping: Any) -> dict[str, Any]:
+    # The SDK keeps attributes in a BoundedAttributes whose item access takes a lock; its inner
+    # dict copies ~10x faster. Fall back to the public mapping if the SDK changes.
+    inner = getattr(getattr(mapping, "_attributes", mapping), "_dict", None)
+    if isinstance(inner, dict):
+        return dict(inner)
+    public = mapping.attributes if hasattr(mapping, "attributes") else mapping
+    return dict(public or {})
+
+
 def to_rows(batch: list[tuple[ReadableSpan, str | None]],
             fn: Redactor | None) -> tuple[list[SpanRow], list[EventRow]]:
     """Turn queued spans into store rows, redacting every string value."""
-    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
     spans: list[SpanRow] = []
     events: list[EventRow] = []
+    append = spans.append
     run_key, kind_key = sc.AGENTNB_RUN_ID, sc.AGENTNB_KIND
     for span, inherited in batch:
         ctx = span.context
         assert ctx is not None
-        raw = span.attributes or {}
-        attrs = {k: _clean(v, fn) for k, v in raw.items()}
+        attrs = _plain(span)
+        if fn is not None:
+            attrs = {k: _clean(v, fn) for k, v in attrs.items()}
         span_id = f"{ctx.span_id:016x}"
         parent = span.parent
         status = span.status
         scope = span.instrumentation_scope
         message = status.description
-        spans.append((
+        start = span.start_time or 0
+        append((
             span_id,
             f"{ctx.trace_id:032x}",
             f"{parent.span_id:016x}" if parent is not None else None,
@@ -403,14 +416,17 @@ def to_rows(batch: list[tuple[ReadableSpan, str | None]],
             span.name,
             attrs.get(kind_key),
             span.kind.name,
-            span.start_time or 0,
-            span.end_time or span.start_time or 0,
+            start,
+            span.end_time or start,
             status.status_code.name,
             fn(message) if (fn is not None and message) else message,
             dumps(attrs),
             scope.name if scope is not None else None,
         ))
-        for seq, event in enumerate(span.events):
-            ev_attrs = {k: _clean(v, fn) for k, v in (event.attributes or {}).items()}
-            events.append((span_id, seq, event.name, event.timestamp, dumps(ev_attrs)))
+        if span.events:
+            for seq, event in enumerate(span.events):
+                ev_attrs = _plain(event)
+                if fn is not None:
+                    ev_attrs = {k: _clean(v, fn) for k, v in ev_attrs.items()}
+                events.append((span_id, seq, event.name, event.timestamp, dumps(ev_attrs)))
     return spans, events

@@ -466,3 +466,41 @@ def test_on_retry_hook_sees_connection_errors() -> None:
     with serve(Reply(drop=True), Reply(drop=True), Reply(json=_message([]))) as server:
         ask(model_for(server, on_retry=hook))
     assert seen == [(1, ModelConnectionError), (2, ModelConnectionError)]
+
+
+def test_table_prices_include_cache_prices() -> None:
+    """Without explicit prices the table prices the call, cache reads and writes included."""
+    from agentnb.models._pricing import lookup_price
+    from agentnb.testing.anthropic_server import AnthropicTurn, FakeAnthropicServer
+
+    price = lookup_price("anthropic", "claude-sonnet-4-5")
+    assert price is not None
+    turn = AnthropicTurn(text="x", input_tokens=1000, output_tokens=100,
+                         cache_read_input_tokens=10_000, cache_creation_input_tokens=2000)
+    with FakeAnthropicServer([turn]) as server:
+        r = ask(AnthropicModel("claude-sonnet-4-5", base_url=server.url))
+    assert r.usage.input_tokens == 13_000
+    cache_read = price.cached_input_per_mtok or price.input_per_mtok
+    cache_write = price.cache_write_per_mtok or price.input_per_mtok
+    expected = (1000 * price.input_per_mtok + 10_000 * cache_read + 2000 * cache_write
+                + 100 * price.output_per_mtok) / 1_000_000
+    assert r.usage.usd == expected
+    assert cache_read < price.input_per_mtok
+
+
+def test_malformed_streamed_tool_input_is_kept_verbatim() -> None:
+    """Tool input fragments that do not form JSON are kept as the model wrote them."""
+    raw = (MESSAGE_START.replace(b'"type": "text",\n data', b"")
+           .split(b"event: content_block_start")[0]
+           + b"event: content_block_start\n"
+           b'data: {"type": "content_block_start", "index": 0, "content_block":'
+           b' {"type": "tool_use", "id": "t", "name": "f", "input": {}}}\n\n'
+           b"event: content_block_delta\n"
+           b'data: {"type": "content_block_delta", "index": 0, "delta":'
+           b' {"type": "input_json_delta", "partial_json": "{\\"a\\": "}}\n\n'
+           b'event: content_block_stop\ndata: {"type": "content_block_stop", "index": 0}\n\n'
+           b'event: message_stop\ndata: {"type": "message_stop"}\n\n')
+    with serve(Reply(sse=split_every(raw, 9))) as server:
+        r = ask(model_for(server), stream=True)
+    assert r.tool_calls[0].arguments == '{"a": '
+    assert r.finish_reason is None

@@ -172,12 +172,12 @@ INVALID_EVENT = (
 )
 
 
-def split_every(raw: bytes, size: int) -> list[bytes]:
+def split_every(raw: bytes, size: int) -> list[bytes | str]:
     """Split bytes into chunks of `size`: events, lines and UTF-8 characters break anywhere."""
     return [raw[i:i + size] for i in range(0, len(raw), size)]
 
 
-def split_at(raw: bytes, *cuts: int) -> list[bytes]:
+def split_at(raw: bytes, *cuts: int) -> list[bytes | str]:
     """Split bytes at the given offsets."""
     bounds = [0, *cuts, len(raw)]
     return [raw[a:b] for a, b in itertools.pairwise(bounds)]

@@ -168,11 +168,11 @@ def test_client_survives_injected_faults() -> None:
     with FakeOpenAIServer(lambda req: "fine", error_429_rate=0.3, error_500_rate=0.2,
                           retry_after_s=0.0, seed=3) as server:
         model = OpenAIModel("m", base_url=server.url, max_retries=8)
-        answers = [call(model).text for _ in range(10)]
+        answers = [call(model).text for _ in range(6)]
         stats = server.stats()
-    assert answers == ["fine"] * 10
-    assert stats["ok"] == 10
-    assert stats["requests"] > 10
+    assert answers == ["fine"] * 6
+    assert stats["ok"] == 6
+    assert stats["requests"] > 6
 
 
 def test_latency_range() -> None:
@@ -210,9 +210,9 @@ def test_mid_stream_error() -> None:
 
 def test_drop_before_answer() -> None:
     """`drop=True` on a plain turn closes the connection without an answer."""
-    with FakeOpenAIServer([OpenAITurn(text="x", drop=True)]) as server:
-        with pytest.raises(ModelConnectionError):
-            call(OpenAIModel("m", base_url=server.url, max_retries=0))
+    server = FakeOpenAIServer([OpenAITurn(text="x", drop=True)])
+    with server, pytest.raises(ModelConnectionError):
+        call(OpenAIModel("m", base_url=server.url, max_retries=0))
 
 
 def test_exhausted_script_wrong_path_and_api_key() -> None:

@@ -96,7 +96,7 @@ def test_tools_and_settings_on_the_wire() -> None:
 
 
 def test_model_defaults_and_named_tool_choice_values() -> None:
-    """Model-level max_tokens/temperature apply; `auto` stays a string; no tools, no parallel flag."""
+    """Model-level max_tokens/temperature apply; `required` stays a string; no parallel flag."""
     settings = ModelSettings(tool_choice="required", parallel_tool_calls=True)
     _, body, _ = capture({"max_tokens": 99, "temperature": 0.0}, [Message.user("hi")],
                          settings=settings)

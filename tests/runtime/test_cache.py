@@ -196,3 +196,29 @@ def test_cache_key_is_stable_across_processes() -> None:
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                              check=True, timeout=60, env={**os.environ, "PYTHONHASHSEED": seed})
         assert out.stdout.strip() == here
+
+
+def test_cache_key_accepts_plain_dicts_and_odd_arguments() -> None:
+    """Dict messages and tools work; tool-call arguments that are not JSON are kept as text."""
+    msg = {"role": "assistant", "parts": [
+        {"kind": "tool_call", "id": "c", "name": "t", "arguments": "not json"}, "raw"]}
+    a = cache_key("m", [msg], [{"name": "t", "effects": ["write"]}])
+    b = cache_key("m", [msg], [{"name": "t"}])
+    assert a == b
+    other = {"role": "assistant", "parts": [
+        {"kind": "tool_call", "id": "c", "name": "t", "arguments": "not  json"}, "raw"]}
+    assert cache_key("m", [other], [{"name": "t"}]) != a
+    assert cache_key("m", ["plain"]) != cache_key("m", ["other"])
+
+
+def test_damaged_entry_is_a_store_error(cache: ResponseCache) -> None:
+    """An entry whose JSON was damaged on disk raises StoreError."""
+    import sqlite3
+
+    cache.put("k", {"v": 1}, kind="model")
+    with sqlite3.connect(cache.path) as conn:
+        conn.execute("UPDATE cache_entries SET value = '{broken'")
+    conn.close()
+    with pytest.raises(StoreError, match="entry"):
+        cache.get("k")
+    assert repr(cache).startswith("ResponseCache(")

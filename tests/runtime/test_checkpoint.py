@@ -428,3 +428,62 @@ def test_run_store_forgets_least_recently_used_but_it_keeps_working(tmp_path: Pa
     assert again is not first
     assert first.recorded("run_a", "tool", "k", 0) == {"v": 1}
     assert again.recorded("run_a", "tool", "k", 0) == {"v": 1}
+
+
+def test_a_held_write_lock_is_waited_out_then_reported(db: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lock released soon is waited out by retries; one held too long is a StoreError."""
+    from agentnb.runtime import _cache
+
+    monkeypatch.setattr(_cache, "_BUSY_TIMEOUT_S", 0.0)
+    store = RunStore(db)
+    store.checkpoint_steps("run_a")
+    other = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    timer = threading.Timer(0.05, lambda: other.execute("COMMIT"))
+    timer.start()
+    store.record("run_a", "tool", "k", 0, {"v": 1})  # retried until the commit
+    timer.join()
+    other.execute("BEGIN IMMEDIATE")
+    with pytest.raises(StoreError, match="stayed locked") as info:
+        store.record("run_a", "tool", "k2", 0, {"v": 2})
+    assert "Another process" in (info.value.hint or "")
+    other.execute("ROLLBACK")
+    other.close()
+    assert store.recorded("run_a", "tool", "k", 0) == {"v": 1}
+    store.close()
+
+
+def test_unopenable_path_is_a_store_error(tmp_path: Path) -> None:
+    """A store under a path whose parent is a file fails with StoreError naming it."""
+    (tmp_path / "file").write_text("x")
+    store = RunStore(tmp_path / "file" / "traces.db")
+    with pytest.raises(StoreError, match="Could not open"):
+        store.checkpoint_steps("run_a")
+
+
+def test_damaged_rows_are_store_errors(store: RunStore, db: Path) -> None:
+    """A row whose JSON was damaged on disk raises StoreError, not a JSON traceback."""
+    store.save_checkpoint("run_a", 0, {}, status="ready", agent="a")
+    store.record("run_a", "model", "k", 0, {})
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE rt_checkpoints SET state = '{broken'")
+        conn.execute("UPDATE rt_recordings SET payload = '{broken'")
+    conn.close()
+    with pytest.raises(StoreError, match="checkpoint"):
+        store.load_checkpoint("run_a")
+    with pytest.raises(StoreError, match="recording"):
+        store.recorded("run_a", "model", "k", 0)
+    with pytest.raises(StoreError, match="recording"):
+        store.recordings("run_a")
+
+
+def test_after_fork_connections_are_reopened_not_shared(store: RunStore) -> None:
+    """In a forked child (another pid) the store opens new connections and leaves the old."""
+    store.record("run_a", "tool", "k", 0, {"v": 1})
+    old = store._db.conn()
+    store._db._pid = -1
+    assert store.recorded("run_a", "tool", "k", 0) == {"v": 1}
+    assert store._db.conn() is not old
+    assert old.execute("SELECT 1").fetchone() == (1,)  # abandoned, not closed
+    old.close()

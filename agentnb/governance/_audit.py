@@ -1,0 +1,361 @@
+"""The audit log: append-only JSONL, each record chained to the previous one by SHA-256.
+
+A record is one line of canonical JSON (sorted keys, no spaces):
+
+    {"event": ..., <fields>, "hash": H, "prev": P, "seq": N, "ts": "..."}
+
+where `seq` counts from 1, `prev` is the previous record's `hash` (64 zeros for the first), and
+`H = sha256(P + canonical_json(record without "hash"))`. Beside the log, `<log>.head` holds the
+last `seq` and `hash`, so a log cut at a line boundary is caught too. `verify(path)` recomputes
+everything and reports the first bad line (1-based).
+
+What it guarantees: any edit, deletion, reordering or truncation of a log written by `AuditLog`
+is detected, unless the editor also recomputes every later hash and the head (the hash has no
+key). To make that impossible, publish the head hash somewhere the writer of the log cannot
+change (the run's span records it when the runtime closes the run).
+
+Appends are serialised across threads (a lock per path) and processes (`fcntl.flock` on the
+log file; on platforms without `fcntl` only the thread lock applies). Fields are redacted with
+the default redactor before they are written. The line is written, then the head is replaced
+atomically: a crash in between leaves one record past the head, which `verify` reports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from pydantic import BaseModel, ConfigDict
+
+from agentnb.core import UNSET, AuditChainBroken, StoreError, Unset, UsageError, canonical_json
+from agentnb.governance._redact import Redactor, default_redactor
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: thread lock only
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = [
+    "APPROVAL",
+    "BUDGET_STOP",
+    "GENESIS",
+    "NETWORK_BLOCKED",
+    "POLICY_DECISION",
+    "TOOL_CALL_REQUESTED",
+    "TOOL_RESULT",
+    "WORKSPACE_VIOLATION",
+    "AuditLog",
+    "AuditReport",
+    "iter_records",
+    "record_hash",
+    "verify",
+]
+
+TOOL_CALL_REQUESTED: Final = "tool_call_requested"
+"""The model proposed a tool call: run_id, call_id, tool, arguments, reason."""
+POLICY_DECISION: Final = "policy_decision"
+"""The policy decided it: run_id, call_id, tool, decision, rule, reason."""
+APPROVAL: Final = "approval"
+"""An approver answered: run_id, call_id, tool, decision, approver, message, sticky."""
+TOOL_RESULT: Final = "tool_result"
+"""The call finished: run_id, call_id, tool, status (ok|error|denied|retry), error."""
+BUDGET_STOP: Final = "budget_stop"
+"""A budget stopped the run: run_id, limit, spent, requested, scope."""
+NETWORK_BLOCKED: Final = "network_blocked"
+"""A tool's request was refused by the network allow-list: run_id, tool, host, url."""
+WORKSPACE_VIOLATION: Final = "workspace_violation"
+"""A path argument left the workspace: run_id, call_id, tool, path, workspace."""
+
+GENESIS: Final = "0" * 64
+"""The `prev` of the first record."""
+_RESERVED = frozenset({"seq", "ts", "event", "prev", "hash"})
+
+
+def record_hash(record: dict[str, Any]) -> str:
+    """The hash a record must carry: sha256(prev + canonical JSON of the record without hash).
+
+    Example:
+        >>> len(record_hash({"seq": 1, "ts": "t", "event": "e", "prev": GENESIS}))
+        64
+    """
+    body = {k: v for k, v in record.items() if k != "hash"}
+    return hashlib.sha256((str(record.get("prev", "")) + canonical_json(body)).encode()).hexdigest()
+
+
+class AuditReport(BaseModel):
+    """The result of `verify`.
+
+    Example:
+        >>> AuditReport(ok=True, records=3, path="audit.jsonl").ok
+        True
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    ok: bool
+    """True when every record and the head check out."""
+    records: int
+    """How many records were read and found good (before the first problem)."""
+    line: int | None = None
+    """The first bad line, 1-based (None when ok)."""
+    problem: str | None = None
+    """What is wrong with that line (None when ok)."""
+    path: str = ""
+    """The log that was checked."""
+
+
+_thread_locks: dict[str, threading.Lock] = {}
+_thread_locks_guard = threading.Lock()
+
+
+def _thread_lock(path: Path) -> threading.Lock:
+    # One lock per log file in this process: flock alone would serialise threads too (each
+    # append opens its own file description), but the lock keeps contention off the kernel.
+    key = str(path)
+    with _thread_locks_guard:
+        lock = _thread_locks.get(key)
+        if lock is None:
+            lock = _thread_locks[key] = threading.Lock()
+        return lock
+
+
+def _head_path(path: Path) -> Path:
+    return path.with_name(path.name + ".head")
+
+
+def _read_head(path: Path) -> tuple[int, str] | None:
+    try:
+        data = json.loads(_head_path(path).read_text(encoding="utf-8"))
+        return int(data["seq"]), str(data["hash"])
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError, TypeError) as exc:
+        msg = f"Audit head file {str(_head_path(path))!r} is unreadable: {exc}."
+        raise AuditChainBroken(msg, path=str(path), line=None) from None
+
+
+def _last_line(fd: int) -> bytes:
+    size = os.lseek(fd, 0, os.SEEK_END)
+    block = b""
+    pos = size
+    while pos > 0:
+        step = min(4096, pos)
+        pos -= step
+        block = os.pread(fd, step, pos) + block
+        stripped = block.rstrip(b"\n")
+        if b"\n" in stripped:
+            return stripped.rsplit(b"\n", 1)[1]
+    return block.rstrip(b"\n")
+
+
+class AuditLog:
+    """An append-only, hash-chained JSONL audit log.
+
+    Args:
+        path: The log file (created with its folder on the first append).
+        redactor: Applied to every field before writing; default: `default_redactor()`;
+            None: no redaction.
+        fsync: Flush each record to disk before returning (slower, survives power loss).
+
+    Example:
+        >>> import tempfile
+        >>> log = AuditLog(Path(tempfile.mkdtemp()) / "audit.jsonl")
+        >>> log.append("policy_decision", tool="send_email", decision="deny")["seq"]
+        1
+        >>> verify(log.path).ok
+        True
+    """
+
+    def __init__(
+        self, path: str | Path, *, redactor: Redactor | Unset | None = UNSET, fsync: bool = False
+    ) -> None:
+        self.path = Path(path).absolute()
+        self._redactor = default_redactor() if isinstance(redactor, Unset) else redactor
+        self._fsync = fsync
+
+    def __repr__(self) -> str:
+        return f"AuditLog({str(self.path)!r})"
+
+    def append(self, event: str, **fields: Any) -> dict[str, Any]:  # Any: JSON-like values
+        """Append one record and return it as written.
+
+        Raises:
+            UsageError: `event` is empty or a field uses a reserved name.
+            AuditChainBroken: the head file is unreadable (the log was tampered with).
+            StoreError: the log cannot be written.
+        """
+        if not isinstance(event, str) or not event:  # pyright: ignore[reportUnnecessaryIsInstance]
+            msg = f"Audit event must be a non-empty str, got {event!r}."
+            raise UsageError(msg, hint="Use one of the event constants in `agentnb.audit`.")
+        clash = _RESERVED & fields.keys()
+        if clash:
+            msg = f"Audit fields {sorted(clash)!r} are reserved for the chain."
+            raise UsageError(msg, hint="Rename the field, e.g. `tool_seq=`.")
+        body: dict[str, Any] = json.loads(canonical_json(fields))
+        if self._redactor is not None:
+            body = self._redactor.redact_obj(body)
+        try:
+            with self._locked() as fd:
+                seq, prev = self._tail(fd)
+                record = {**body, "seq": seq + 1, "ts": datetime.now(UTC).isoformat(),
+                          "event": event, "prev": prev}
+                record["hash"] = record_hash(record)
+                os.write(fd, (canonical_json(record) + "\n").encode())
+                if self._fsync:
+                    os.fsync(fd)
+                self._write_head(record["seq"], record["hash"])
+        except OSError as exc:
+            msg = f"Cannot append to audit log {str(self.path)!r}: {exc}."
+            raise StoreError(msg, path=str(self.path),
+                             hint="Check that the folder exists and is writable.") from exc
+        return record
+
+    async def aappend(self, event: str, **fields: Any) -> dict[str, Any]:  # Any: JSON-like
+        """`append` in a worker thread, for use on the event loop."""
+        return await asyncio.to_thread(self.append, event, **fields)
+
+    def head(self) -> tuple[int, str]:
+        """The last (seq, hash), or (0, GENESIS) for a new log."""
+        return _read_head(self.path) or (0, GENESIS)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[int]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with _thread_lock(self.path):
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                if fcntl is not None:
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                yield fd
+            finally:
+                os.close(fd)  # also releases the flock
+
+    def _tail(self, fd: int) -> tuple[int, str]:
+        head = _read_head(self.path)
+        last = _last_line(fd)
+        if head is None:
+            if not last:
+                return 0, GENESIS
+            # No head file yet (or it was lost): continue from the log; verify will say so.
+            record = json.loads(last)
+            return int(record["seq"]), str(record["hash"])
+        if last:
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                record = json.loads(last)
+                # A crash between the line and the head write: adopt the record it left.
+                if (record["seq"] == head[0] + 1 and record["prev"] == head[1]
+                        and record_hash(record) == record["hash"]):
+                    return int(record["seq"]), str(record["hash"])
+        return head
+
+    def _write_head(self, seq: int, digest: str) -> None:
+        head = _head_path(self.path)
+        tmp = head.with_name(f"{head.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_text(canonical_json({"hash": digest, "seq": seq}) + "\n", encoding="utf-8")
+        os.replace(tmp, head)
+
+
+def _check(path: Path) -> AuditReport:
+    def bad(line: int, records: int, problem: str) -> AuditReport:
+        return AuditReport(ok=False, records=records, line=line, problem=problem, path=str(path))
+
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return bad(1, 0, "the log file does not exist")
+    try:
+        head = _read_head(path)
+    except AuditChainBroken as exc:
+        head_problem: str | None = exc.message
+        head = None
+    else:
+        head_problem = None
+    lines = data.split(b"\n")
+    if lines[-1] != b"":
+        return bad(len(lines), len(lines) - 1 if len(lines) > 1 else 0,
+                   "the last line is incomplete (no newline): the log was cut or is being "
+                   "written")
+    lines.pop()
+    prev, seq = GENESIS, 0
+    for number, raw in enumerate(lines, start=1):
+        try:
+            text = raw.decode("utf-8")
+            record = json.loads(text)
+        except ValueError:
+            return bad(number, seq, "not valid UTF-8 JSON")
+        if not isinstance(record, dict):
+            return bad(number, seq, "not a JSON object")
+        if canonical_json(record) != text:
+            return bad(number, seq, "not in canonical form (the line was edited)")
+        missing = [k for k in ("seq", "ts", "event", "prev", "hash") if k not in record]
+        if missing:
+            return bad(number, seq, f"missing fields {missing!r}")
+        if record["seq"] != seq + 1:
+            return bad(number, seq, f"seq is {record['seq']!r}, expected {seq + 1} "
+                       "(a record was removed, added or moved)")
+        if record["prev"] != prev:
+            return bad(number, seq, "prev does not match the previous record's hash "
+                       "(a record was removed, added or moved)")
+        if record_hash(record) != record["hash"]:
+            return bad(number, seq, "hash does not match the record's content (it was edited)")
+        prev, seq = record["hash"], record["seq"]
+    if head_problem is not None:
+        return bad(len(lines) + 1, seq, head_problem)
+    if head is None:
+        if seq == 0:
+            return AuditReport(ok=True, records=0, path=str(path))
+        return bad(len(lines) + 1, seq, f"the head file {_head_path(path).name!r} is missing")
+    if head != (seq, prev):
+        if head[0] > seq:
+            problem = (f"the log ends at record {seq} but the head says {head[0]} "
+                       "(records were cut from the end)")
+        elif head[0] < seq:
+            problem = (f"the log runs to record {seq} but the head says {head[0]} "
+                       "(records were added, or a write was interrupted)")
+        else:
+            problem = "the last record's hash does not match the head file"
+        return bad(min(seq, head[0]) + 1 if head[0] != seq else max(seq, 1), seq, problem)
+    return AuditReport(ok=True, records=seq, path=str(path))
+
+
+def verify(path: str | Path, *, raise_on_error: bool = False) -> AuditReport:
+    """Check an audit log's chain and head; report the first bad line.
+
+    Raises:
+        AuditChainBroken: the log is bad and `raise_on_error` is true (`.line` says where).
+
+    Example:
+        >>> import tempfile
+        >>> log = AuditLog(Path(tempfile.mkdtemp()) / "a.jsonl")
+        >>> _ = log.append("tool_result", tool="t", status="ok")
+        >>> _ = log.append("tool_result", tool="t", status="ok")
+        >>> lines = log.path.read_text().splitlines()
+        >>> _ = log.path.write_text(lines[1] + "\\n" + lines[0] + "\\n")
+        >>> report = verify(log.path)
+        >>> (report.ok, report.line)
+        (False, 1)
+    """
+    log = Path(path)
+    report = _check(log)
+    if not report.ok and raise_on_error:
+        msg = f"Audit log {str(log)!r} is broken at line {report.line}: {report.problem}."
+        raise AuditChainBroken(msg, path=str(log), line=report.line)
+    return report
+
+
+def iter_records(path: str | Path) -> Iterator[dict[str, Any]]:
+    """Yield the records of a log in order (no verification; call `verify` for that)."""
+    with Path(path).open(encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                yield json.loads(line)

@@ -1,0 +1,272 @@
+"""The model step: reserve the worst case, call the model (or reuse a recording), settle.
+
+Order of sources for a response: the run's own recordings (resume, replay), then the response
+cache (opt-in), then the model itself. Only the last costs money, and only it reserves budget.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import time
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import trace
+from pydantic import ValidationError
+
+from agentnb.core import (
+    LoopDetected,
+    Message,
+    ModelError,
+    ReplayDiverged,
+    Usage,
+    canonical_json,
+)
+from agentnb.models import ModelResponse, estimate_tokens
+from agentnb.runtime import _hooks
+from agentnb.runtime._step import Step, ToolCallRecord
+from agentnb.tracing import semconv as sc
+
+if TYPE_CHECKING:
+    from agentnb.runtime._run import Run
+
+__all__ = ["diverged_error", "model_step"]
+
+
+async def model_step(run: Run, index: int, started_at: datetime, t0: float) -> Step:
+    """Make one model call and decide where the run goes next."""
+    agent = run.agent
+    model = agent.resolved_model
+    info = model.info
+    _maybe_wrap_up(run, index)
+    key = run.model_key()
+    messages = run.request_messages()
+    definitions = agent.tool_definitions
+    occurrence = run.next_occurrence("model", key)
+    request_info = {"step": index, "system": agent.system_prompt,
+                    "tools": [d.model_dump(mode="json", exclude={"effects"}) for d in definitions],
+                    "new_messages": run.new_messages_since_model()}
+    span = _hooks.tracer().start_span(f"chat {info.name}", attributes={
+        sc.GEN_AI_OPERATION_NAME: sc.OP_CHAT, sc.AGENTNB_KIND: "model_call",
+        sc.GEN_AI_PROVIDER_NAME: info.system or info.provider,
+        sc.GEN_AI_REQUEST_MODEL: info.id, sc.AGENTNB_RUN_ID: run.run_id})
+    cache_hit = False
+    source: str | None = None
+    try:
+        with trace.use_span(span, end_on_exit=False):
+            response, source = await _reuse(run, key, occurrence, request_info)
+            if response is None:
+                response = await _call(run, span, messages, key, occurrence=occurrence,
+                                       request_info=request_info)
+            else:
+                cache_hit = True
+                span.set_attribute(sc.AGENTNB_CACHE_HIT, True)
+                span.add_event("cache", {sc.AGENTNB_KIND: "cache", "source": source})
+        usage = response.usage if source != "cache" else Usage()
+        _describe(span, response, usage, run)
+    except BaseException as err:
+        span.record_exception(err)
+        raise
+    finally:
+        span.end()
+    run.add_usage(usage)
+    message = response.message()
+    run.append_message(message)
+    run.model_mark = len(run.messages)
+    calls = response.tool_calls
+    reason = next((c.reason for c in calls if c.reason), None)
+    fields: dict[str, Any] = {
+        "usage": usage, "messages": (message,), "reason": reason, "cache_hit": cache_hit,
+        "tool_calls": tuple(ToolCallRecord(id=c.id, name=c.name, arguments=c.arguments,
+                                           reason=c.reason) for c in calls)}
+    looped = run.loop.observe(calls=calls, text=response.text)
+    if looped is not None:
+        err = LoopDetected(f"Run {run.run_id!r} is looping: {looped}.", repeated=looped,
+                           run_id=run.run_id)
+        trace.get_current_span().set_attribute(sc.AGENTNB_LOOP_REPEATED, looped)
+        return run.stopped_step("model", index, started_at, t0, err, **fields)
+    status = "ok"
+    if calls:
+        from agentnb.runtime._toolstep import propose
+
+        run.pending = list(calls)
+        needs_approval = await propose(run, calls)
+        run.set_state("awaiting_approval" if needs_approval else "ready")
+    elif agent.output_type is not None:
+        try:
+            run.output = _parse_output(agent.output_type, response.text)
+            run.set_state("done")
+        except (ValidationError, ValueError) as exc:
+            prompt = Message.user(_output_retry_text(exc))
+            run.append_message(prompt)
+            fields["messages"] = (message, prompt)
+            status = "retry"
+            trace.get_current_span().add_event("retry", {
+                sc.AGENTNB_KIND: "retry", sc.AGENTNB_RETRY_CAUSE: "output_validation"})
+            try:
+                run.use_retries(1, str(exc).splitlines()[0])
+            except Exception as stop:
+                from agentnb.core import RunStopped
+
+                if isinstance(stop, RunStopped):
+                    return run.stopped_step("model", index, started_at, t0, stop, **fields)
+                raise
+    else:
+        run.output = response.text
+        run.set_state("done")
+    return Step(kind="model", index=index, status=status, started_at=started_at,
+                duration_s=time.perf_counter() - t0, **fields)
+
+
+def _maybe_wrap_up(run: Run, index: int) -> None:
+    """Tell the model, once, that its budget is nearly spent and it should finish."""
+    if run.replay_source is not None:
+        planned = run.replay_plan.get("wrap_note")
+        if planned and planned[0] == index and run.wrap_note is None:
+            run.wrap_note = (index, planned[1])
+            run.append_message(Message.system(planned[1]))
+        return
+    at = run.agent._resolved["wrap_up_at"]
+    if at is None or run.wrap_note is not None or run.scope is None:
+        return
+    used = run.scope.fraction_used()
+    if used < at:
+        return
+    left = {k: v for k, v in run.scope.remaining().items() if v is not None}
+    shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                      for k, v in left.items())
+    text = (f"Budget note: {used:.0%} of this run's budget is used (remaining: {shown}). "
+            "Wrap up now: give your best final answer with no further tool calls unless one "
+            "is essential.")
+    run.wrap_note = (index, text)
+    run.append_message(Message.system(text))
+    trace.get_current_span().add_event("budget", {sc.AGENTNB_KIND: "budget",
+                                                  "fraction_used": used})
+
+
+async def _reuse(run: Run, key: str, occurrence: int,
+                 request_info: dict[str, Any]) -> tuple[ModelResponse | None, str | None]:
+    source_run = run.replay_source or (run.run_id if run.consult_recordings else None)
+    if source_run is not None:
+        payload = await run.store.arecorded(source_run, "model", key, occurrence)
+        if payload is not None:
+            return ModelResponse.model_validate(payload["response"]), "recording"
+        if run.replay_source is not None:
+            raise await _diverged(run, request_info)
+        # Recordings are written in order: after the first miss, nothing later is recorded.
+        run.consult_recordings = False
+    if run.agent._resolved["cache"]:
+        from agentnb.runtime._cache import response_cache
+
+        hit = await response_cache(run.agent.resolved_settings.home).aget(key)
+        if hit is not None:
+            return ModelResponse.model_validate(hit), "cache"
+    return None, None
+
+
+async def _call(run: Run, span: trace.Span, messages: list[Message], key: str, *,
+                occurrence: int, request_info: dict[str, Any]) -> ModelResponse:
+    agent = run.agent
+    model = agent.resolved_model
+    info = model.info
+    settings = agent._resolved["model_settings"]
+    definitions = agent.tool_definitions
+    estimate = estimate_tokens(messages, definitions)
+    out_tokens = settings.max_tokens or info.max_output_tokens
+    worst = info.cost(input_tokens=estimate, output_tokens=out_tokens)
+    assert run.scope is not None
+    try:
+        reservation = run.scope.reserve(usd=worst, tokens=estimate + out_tokens, model_calls=1)
+    except BaseException as err:
+        span.add_event("budget", {sc.AGENTNB_KIND: "budget", "refused": True,
+                                  "message": _hooks.redact(str(err))})
+        raise
+    if worst is not None:
+        span.set_attribute(sc.AGENTNB_BUDGET_RESERVED_USD, float(worst))
+    try:
+        response = await model.request(messages, tools=definitions, settings=settings)
+    except ModelError:
+        reservation.release()
+        raise
+    except BaseException:
+        # Cancelled or timed out while the request was in flight: it may have been paid.
+        reservation.settle()
+        raise
+    usage = response.usage
+    reservation.settle(usd=usage.usd, tokens=usage.total_tokens, model_calls=1)
+    if usage.usd is None:
+        _hooks.warn_unpriced(info.id)
+    left = run.scope.remaining()["usd"]
+    if left is not None:
+        span.set_attribute(sc.AGENTNB_BUDGET_REMAINING_USD, float(left))
+    dump = response.model_dump(mode="json")
+    if run.replay_source is None:
+        payload = _hooks.redact_obj({**request_info, "response": dump})
+        await run.store.arecord(run.run_id, "model", key, occurrence, payload)
+    if agent._resolved["cache"]:
+        from agentnb.runtime._cache import response_cache
+
+        await response_cache(agent.resolved_settings.home).aput(key, dump, kind="model")
+    return response
+
+
+def _describe(span: trace.Span, response: ModelResponse, usage: Usage, run: Run) -> None:
+    attrs: dict[str, Any] = {
+        sc.GEN_AI_RESPONSE_MODEL: response.model_name or None,
+        sc.GEN_AI_RESPONSE_ID: response.provider_id,
+        sc.GEN_AI_RESPONSE_FINISH_REASONS: [response.finish_reason or "stop"],
+        sc.GEN_AI_USAGE_INPUT_TOKENS: usage.input_tokens,
+        sc.GEN_AI_USAGE_OUTPUT_TOKENS: usage.output_tokens,
+        sc.AGENTNB_COST_USD: None if usage.usd is None else float(usage.usd),
+    }
+    if run.agent.resolved_settings.record_content:
+        attrs[sc.GEN_AI_OUTPUT_MESSAGES] = _hooks.redact(
+            canonical_json([response.message().model_dump(mode="json")]))
+    span.set_attributes({k: v for k, v in attrs.items() if v is not None})
+
+
+def _parse_output(output_type: type[Any], text: str) -> Any:
+    from pydantic import TypeAdapter
+
+    body = text.strip()
+    if body.startswith("```"):
+        body = body.strip("`")
+        body = body.removeprefix("json").strip()
+    return TypeAdapter(output_type).validate_json(body)
+
+
+def _output_retry_text(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        problems = "\n".join(
+            f"- {'.'.join(str(p) for p in e.get('loc', ())) or '(answer)'}: {e.get('msg')}"
+            for e in exc.errors(include_url=False))
+    else:
+        problems = f"- {exc}"
+    return ("Your final answer did not match the required JSON schema:\n" + problems
+            + "\nReply again with only the corrected JSON object.")
+
+
+async def _diverged(run: Run, actual: dict[str, Any]) -> ReplayDiverged:
+    assert run.replay_source is not None
+    recordings = await run.store.arecordings(run.replay_source)
+    step = actual["step"]
+    expected: dict[str, Any] | None = None
+    for rec in recordings:
+        if rec.kind == "model" and rec.payload.get("step") == step:
+            expected = {k: v for k, v in rec.payload.items() if k != "response"}
+            break
+    return diverged_error(run, step, "model request", expected, actual)
+
+
+def diverged_error(run: Run, step: int, what: str, expected: Any, actual: Any) -> ReplayDiverged:
+    """Build `ReplayDiverged` with a unified diff between what was recorded and what was asked."""
+    exp = json.dumps(expected, indent=2, sort_keys=True, default=str).splitlines()
+    act = json.dumps(actual, indent=2, sort_keys=True, default=str).splitlines()
+    diff = "\n".join(difflib.unified_diff(exp, act, "recorded", "replay", lineterm="", n=2))
+    if expected is None:
+        diff = f"(no recorded {what} at step {step})\n{diff}"
+    message = (f"Replay of run {run.replay_source!r} diverged at step {step}: the {what} is not "
+               f"the recorded one.\n{diff}")
+    return ReplayDiverged(message, step=step, expected="\n".join(exp), actual="\n".join(act))
+

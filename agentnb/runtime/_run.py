@@ -1,0 +1,637 @@
+"""`Run`: the state of one execution, a state machine advanced one transition at a time.
+
+    ready -> model call -> (tool calls proposed) -> approval? -> tool calls -> model call -> ...
+          -> done | failed | stopped
+
+Every mode is built on `astep()`: `agent.run`, step-through, `rewind`, `resume` and `replay`.
+The state is plain data kept ready for a checkpoint: messages and steps are appended once and
+their JSON dumps are cached as they are appended, so a checkpoint never re-serialises or
+deep-copies the history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import hashlib
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import trace
+
+from agentnb.core import (
+    UNSET,
+    AgentnbError,
+    BudgetExceeded,
+    Message,
+    ModelError,
+    ReplayDiverged,
+    RetriesExhausted,
+    RunStopped,
+    StopRequested,
+    ToolCallPart,
+    ToolFailed,
+    Usage,
+    UsageError,
+    canonical_json,
+    content_hash,
+    new_id,
+    run_sync,
+)
+from agentnb.runtime import _hooks
+from agentnb.runtime._budget import Budget, BudgetScope, current_scope, use_scope
+from agentnb.runtime._checkpoint import RunStore, run_store
+from agentnb.runtime._killswitch import LoopDetector
+from agentnb.runtime._step import RunResult, RunState, Step, StepKind
+from agentnb.runtime._tool import render_result
+from agentnb.tracing import semconv as sc
+
+if TYPE_CHECKING:
+    from agentnb.runtime._agent import Agent
+    from agentnb.runtime._context import RunContext
+
+__all__ = ["Run", "run_delegate"]
+
+STATE_VERSION = 1
+DEFAULT_RETRIES = 5
+"""Retries a run may use when no budget scope limits `retries`."""
+
+_TERMINAL = frozenset({"done", "failed", "stopped"})
+CURRENT_RUN: contextvars.ContextVar[Run | None] = contextvars.ContextVar(
+    "agentnb_current_run", default=None)
+
+
+def _chain(prev: str, dump: dict[str, Any]) -> str:
+    return hashlib.sha256((prev + canonical_json(dump)).encode()).hexdigest()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Run:
+    """The state of one execution of an agent on a task. Create it with `agent.start(task)`.
+
+    Example:
+        >>> from agentnb.models import FunctionModel
+        >>> from agentnb.runtime import Agent
+        >>> run = Agent(model=FunctionModel(lambda m, i: "done")).start("task")
+        >>> run.step().kind, run.state, run.result.output
+        ('model', 'done', 'done')
+    """
+
+    def __init__(self, agent: Agent, task: str, *, deps: Any = None, environment: Any = None,
+                 run_id: str | None = None, parent_run_id: str | None = None,
+                 parent_scope: BudgetScope | Any | None = UNSET) -> None:
+        self.agent = agent
+        """The agent definition this run executes."""
+        self.task = task
+        """The task as given."""
+        self.run_id = run_id or new_id("run")
+        """The key for traces, checkpoints and replay."""
+        self.parent_run_id = parent_run_id
+        """The parent run (delegation) or the run this one was forked from (rewind)."""
+        self.deps = deps
+        self.environment = environment
+        self._state: RunState = "ready"
+        self._messages: list[Message] = []
+        self._message_dumps: list[dict[str, Any]] = []
+        self._chain: list[str] = []
+        self._steps: list[Step] = []
+        self._step_dumps: list[dict[str, Any]] = []
+        self.pending: list[ToolCallPart] = []
+        self.decisions: dict[str, dict[str, Any]] = {}
+        self.sticky: dict[str, str] = {}
+        self.usage = Usage()
+        self.retries = 0
+        self.occurrences: dict[str, int] = {}
+        self.loop = LoopDetector(threshold=agent.loop_threshold)
+        self.output: Any = None
+        self.stop_reason: str | None = None
+        self.error: str | None = None
+        self.stop_error: RunStopped | None = None
+        self.wrap_note: tuple[int, str] | None = None
+        self.model_mark = 0
+        self.forked_from: tuple[str, int] | None = None
+        self._elapsed_prior = 0.0
+        self._prior_usage: dict[str, Any] | None = None
+        self._parent_scope = current_scope() if parent_scope is UNSET else parent_scope
+        self.scope: BudgetScope | None = None
+        self._span: trace.Span | None = None
+        self._started: float | None = None
+        self._busy = False
+        self._stop_flag = False
+        self.children: list[Run] = []
+        self.consult_recordings = False
+        self.replay_source: str | None = None
+        self.replay_plan: dict[str, Any] = {}
+        self.append_message(Message.user(task))
+
+    # -- public state ------------------------------------------------------------------------
+
+    @property
+    def state(self) -> RunState:
+        """`ready`, `awaiting_approval`, `done`, `failed` or `stopped`."""
+        return self._state
+
+    @property
+    def steps(self) -> list[Step]:
+        """The steps so far, in order (a copy)."""
+        return list(self._steps)
+
+    @property
+    def messages(self) -> list[Message]:
+        """The conversation so far, without the system prompt (a copy)."""
+        return list(self._messages)
+
+    @property
+    def finished(self) -> bool:
+        """True once the run is done, failed or stopped."""
+        return self._state in _TERMINAL
+
+    @property
+    def store(self) -> RunStore:
+        """Where checkpoints and recordings go."""
+        return run_store(self.agent.resolved_settings.home)
+
+    @property
+    def pending_approvals(self) -> list[Any]:
+        """The `ApprovalRequest`s waiting for a decision."""
+        from agentnb.runtime._toolstep import approval_requests
+
+        return approval_requests(self) if self._state == "awaiting_approval" else []
+
+    @property
+    def result(self) -> RunResult | None:
+        """The `RunResult` once the run finished, else None."""
+        if not self.finished:
+            return None
+        return RunResult(output=self.output, status=self._state,  # type: ignore[arg-type]
+                         stop_reason=self.stop_reason, usage=self.usage, run_id=self.run_id,
+                         steps=tuple(self._steps), error=self.error)
+
+    def __repr__(self) -> str:
+        return (f"<Run {self.run_id} agent={self.agent.agent_name!r} state={self._state!r} "
+                f"steps={len(self._steps)}>")
+
+    # -- bookkeeping shared with the step modules ----------------------------------------------
+
+    def append_message(self, message: Message) -> None:
+        """Append to the history, caching its redacted dump and the rolling request hash."""
+        dump = _hooks.redact_obj(message.model_dump(mode="json", exclude_defaults=True))
+        self._messages.append(message)
+        self._message_dumps.append(dump)
+        self._chain.append(_chain(self._chain[-1] if self._chain else "", dump))
+
+    def model_key(self) -> str:
+        """Content hash of the next model request (model, system, tools, settings, history)."""
+        agent = self.agent
+        resolved = agent._resolved
+        fixed = resolved.get("request_hash")
+        if fixed is None:
+            fixed = resolved["request_hash"] = content_hash({
+                "model": agent.resolved_model.info.id, "system": agent.system_prompt,
+                "tools": [t.model_dump(mode="json", exclude={"effects"})
+                          for t in agent.tool_definitions],
+                "settings": resolved["model_settings"].model_dump(mode="json",
+                                                                  exclude_none=True)})
+        return content_hash([fixed, self._chain[-1] if self._chain else ""])
+
+    def request_messages(self) -> list[Message]:
+        """System prompt + history, as sent to the model."""
+        system = self.agent.system_prompt
+        return [Message.system(system), *self._messages] if system else list(self._messages)
+
+    def new_messages_since_model(self) -> list[dict[str, Any]]:
+        """Dumps of the messages added since the previous model call (for replay diffs)."""
+        return self._message_dumps[self.model_mark:]
+
+    def next_occurrence(self, kind: str, key: str) -> int:
+        """Take the next occurrence index of a request key (identical requests in one run)."""
+        slot = f"{kind}:{key}"
+        occ = self.occurrences.get(slot, 0)
+        self.occurrences[slot] = occ + 1
+        return occ
+
+    def use_retries(self, n: int, last_error: str) -> None:
+        """Count `n` retries against the budget; raise `RetriesExhausted` past the cap."""
+        if n <= 0:
+            return
+        self.retries += n
+        assert self.scope is not None
+        try:
+            self.scope.consume(retries=n)
+        except BudgetExceeded:
+            raise RetriesExhausted(
+                f"Run {self.run_id!r} used up its retries ({self.retries}); last: {last_error}",
+                attempts=self.retries, last_error=last_error, run_id=self.run_id) from None
+        if self.scope.remaining()["retries"] is None and self.retries > DEFAULT_RETRIES:
+            raise RetriesExhausted(
+                f"Run {self.run_id!r} used {self.retries} retries, more than the default cap "
+                f"of {DEFAULT_RETRIES}; last: {last_error}",
+                attempts=self.retries, last_error=last_error, run_id=self.run_id)
+
+    def add_usage(self, usage: Usage) -> None:
+        """Add to the run's totals."""
+        self.usage = self.usage + usage
+
+    def set_state(self, state: RunState) -> None:
+        """Move the state machine (the step modules decide where to)."""
+        self._state = state
+
+    def context_for(self, step: int, call_id: str) -> RunContext:
+        """The `RunContext` a tool sees."""
+        from agentnb.runtime._context import RunContext
+
+        return RunContext(run_id=self.run_id, agent=self.agent.agent_name, deps=self.deps,
+                          environment=self.environment, usage=self.usage, step=step,
+                          call_id=call_id)
+
+    def elapsed_s(self) -> float:
+        """Wall time spent in this run, across resumes."""
+        if self._started is None:
+            return self._elapsed_prior
+        return self._elapsed_prior + time.monotonic() - self._started
+
+    # -- serialisation -----------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """The run's state as JSON-able data (what each checkpoint holds)."""
+        return {
+            "v": STATE_VERSION, "run_id": self.run_id, "parent_run_id": self.parent_run_id,
+            "agent": self.agent.agent_name, "task": self.task, "state": self._state,
+            "messages": list(self._message_dumps), "chain": list(self._chain),
+            "steps": list(self._step_dumps),
+            "pending": [c.model_dump(mode="json") for c in self.pending],
+            "decisions": dict(self.decisions), "sticky": dict(self.sticky),
+            "usage": self.usage.model_dump(mode="json"), "retries": self.retries,
+            "occurrences": dict(self.occurrences), "loop": self.loop.to_dict(),
+            "output": _hooks.redact_obj(_dump_output(self.output)),
+            "stop_reason": self.stop_reason, "error": self.error,
+            "elapsed_s": self.elapsed_s(),
+            "wrap_note": list(self.wrap_note) if self.wrap_note else None,
+            "model_mark": self.model_mark,
+            "forked_from": list(self.forked_from) if self.forked_from else None,
+        }
+
+    @classmethod
+    def from_state(cls, agent: Agent, state: dict[str, Any], *, run_id: str | None = None,
+                   parent_run_id: str | Any | None = UNSET, deps: Any = UNSET) -> Run:
+        """Rebuild a run from `state_dict()` output (nothing is executed).
+
+        Example:
+            >>> from agentnb.models import FunctionModel
+            >>> from agentnb.runtime import Agent
+            >>> run = Agent(model=FunctionModel(lambda m, i: "x")).start("t")
+            >>> Run.from_state(run.agent, run.state_dict()).task
+            't'
+        """
+        if state.get("v") != STATE_VERSION:
+            msg = f"Checkpoint state version {state.get('v')!r} is not {STATE_VERSION}."
+            raise UsageError(msg, hint="Load it with the agentnb version that wrote it.")
+        run = cls.__new__(cls)
+        Run.__init__(run, agent, state["task"], deps=agent.deps if deps is UNSET else deps,
+                     run_id=run_id or state["run_id"],
+                     parent_run_id=(state.get("parent_run_id") if parent_run_id is UNSET
+                                    else parent_run_id))
+        run._state = state["state"]
+        run._messages = [Message.model_validate(m) for m in state["messages"]]
+        run._message_dumps = list(state["messages"])
+        run._chain = list(state["chain"])
+        run._steps = [Step.model_validate(s) for s in state["steps"]]
+        run._step_dumps = list(state["steps"])
+        run.pending = [ToolCallPart.model_validate(c) for c in state["pending"]]
+        run.decisions = dict(state["decisions"])
+        run.sticky = dict(state["sticky"])
+        run.usage = Usage.model_validate(state["usage"])
+        run._prior_usage = state["usage"]
+        run.retries = int(state["retries"])
+        run.occurrences = dict(state["occurrences"])
+        run.loop = LoopDetector.from_dict(state["loop"])
+        run.output = _load_output(agent, state.get("output"))
+        run.stop_reason = state.get("stop_reason")
+        run.error = state.get("error")
+        run._elapsed_prior = float(state.get("elapsed_s") or 0.0)
+        wrap = state.get("wrap_note")
+        run.wrap_note = (int(wrap[0]), str(wrap[1])) if wrap else None
+        run.model_mark = int(state.get("model_mark", 0))
+        forked = state.get("forked_from")
+        run.forked_from = (str(forked[0]), int(forked[1])) if forked else None
+        return run
+
+    @classmethod
+    async def aload(cls, run_id: str, *, agent: Agent | None = None, step: int | None = None,
+                    home: Any = None) -> Run:
+        """Async twin of `load`."""
+        from agentnb.runtime._agent import registered_agent
+
+        store = run_store(home if home is not None else _default_home(agent))
+        checkpoint = await store.aload_checkpoint(run_id, step)
+        found = agent or registered_agent(checkpoint.agent)
+        if found is None:
+            msg = f"Run {run_id!r} belongs to agent {checkpoint.agent!r}, which is not defined."
+            raise UsageError(msg, hint="Define the agent again (run its cell) or pass `agent=`.")
+        run = cls.from_state(found, checkpoint.state)
+        run.consult_recordings = True
+        return run
+
+    @classmethod
+    def load(cls, run_id: str, *, agent: Agent | None = None, step: int | None = None,
+             home: Any = None) -> Run:
+        """Load a run from its newest checkpoint (or the one after `step`), e.g. after a crash.
+
+        The agent is found by name among the agents defined in this process, or passed.
+
+        Raises:
+            StoreError: no checkpoint for `run_id`.
+            UsageError: the agent is not defined in this process.
+        """
+        return run_sync(cls.aload(run_id, agent=agent, step=step, home=home))
+
+    # -- driving -----------------------------------------------------------------------------
+
+    def step(self) -> Step:
+        """Perform exactly one transition and return the `Step` it recorded."""
+        return run_sync(self.astep())
+
+    async def astep(self) -> Step:
+        """Async twin of `step`.
+
+        Raises:
+            UsageError: the run already finished, or a step is already in progress.
+            ReplayDiverged: replaying, and the run asked for something not recorded.
+        """
+        if self.finished:
+            msg = f"Run {self.run_id!r} is {self._state}; it takes no more steps."
+            raise UsageError(msg, hint="Use `run.rewind(k)` to fork it, or start a new run.")
+        if self._busy:
+            msg = f"Run {self.run_id!r} is already executing a step."
+            raise UsageError(msg, hint="Await the step in progress before the next one.")
+        self._busy = True
+        try:
+            self._begin()
+            assert self.scope is not None
+            with use_scope(self.scope), trace.use_span(self._span, end_on_exit=False):  # type: ignore[arg-type]
+                return await self._step_once()
+        finally:
+            self._busy = False
+
+    async def arun_to_end(self, *, raise_on_stop: bool = False) -> RunResult:
+        """Step until the run finishes (async twin of `run_to_end`)."""
+        while not self.finished:
+            await self.astep()
+        if raise_on_stop and self._state == "stopped" and self.stop_error is not None:
+            raise self.stop_error
+        result = self.result
+        assert result is not None
+        return result
+
+    def run_to_end(self, *, raise_on_stop: bool = False) -> RunResult:
+        """Step until the run finishes and return its result."""
+        return run_sync(self.arun_to_end(raise_on_stop=raise_on_stop))
+
+    async def aresume(self, *, raise_on_stop: bool = False) -> RunResult:
+        """Async twin of `resume`."""
+        return await self.arun_to_end(raise_on_stop=raise_on_stop)
+
+    def resume(self, *, raise_on_stop: bool = False) -> RunResult:
+        """Continue a loaded run to the end.
+
+        Before calling the model or a tool it consults the run's recordings, so a call that
+        completed before the crash is neither repeated nor paid for again.
+        """
+        return run_sync(self.aresume(raise_on_stop=raise_on_stop))
+
+    def stop(self) -> None:
+        """Ask the run (and its delegates' runs) to stop before their next step."""
+        self._stop_flag = True
+        for child in self.children:
+            child.stop()
+
+    def rewind(self, step: int) -> Run:
+        """Fork a new run from the checkpoint after step `step`; this run is kept unchanged.
+
+        The fork has a new run id and `parent_run_id` set to this run. `rewind(0)` starts over.
+        """
+        return run_sync(self.arewind(step))
+
+    async def arewind(self, step: int) -> Run:
+        """Async twin of `rewind`."""
+        if step < 0 or step > len(self._steps):
+            msg = f"Cannot rewind run {self.run_id!r} to step {step}: it has {len(self._steps)}."
+            raise UsageError(msg, hint=f"Pass 0..{len(self._steps)}.")
+        checkpoint = await self.store.aload_checkpoint(self.run_id, step)
+        fork = Run.from_state(self.agent, checkpoint.state, run_id=new_id("run"),
+                              parent_run_id=self.run_id, deps=self.deps)
+        fork.environment = self.environment
+        fork.forked_from = (self.run_id, step)
+        fork._parent_scope = self._parent_scope
+        return fork
+
+    # -- the one transition --------------------------------------------------------------------
+
+    def _begin(self) -> None:
+        if self.scope is not None:
+            return
+        agent = self.agent
+        settings = agent.resolved_settings
+        _hooks.configure_once(settings)
+        limits = _remaining_limits(agent.budget, self._prior_usage, self._elapsed_prior,
+                                   len(self._steps), self.retries)
+        parent = self._parent_scope
+        self.scope = (parent.child(self.run_id, "run", limits) if parent is not None
+                      else BudgetScope(limits, name=self.run_id, kind="run"))
+        self._started = time.monotonic()
+        info = agent.resolved_model.info
+        attrs = {
+            sc.GEN_AI_OPERATION_NAME: sc.OP_INVOKE_AGENT, sc.AGENTNB_KIND: "run",
+            sc.AGENTNB_RUN_ID: self.run_id, sc.GEN_AI_AGENT_NAME: agent.agent_name,
+            sc.GEN_AI_REQUEST_MODEL: info.id, sc.AGENTNB_TASK: _hooks.redact(self.task),
+        }
+        if self.parent_run_id:
+            attrs[sc.AGENTNB_PARENT_RUN_ID] = self.parent_run_id
+        self._span = _hooks.tracer().start_span(f"invoke_agent {agent.agent_name}",
+                                                attributes=attrs)
+
+    async def _step_once(self) -> Step:
+        from agentnb.runtime import _modelstep, _toolstep
+
+        index = len(self._steps) + 1
+        kind: StepKind = ("approval" if self._state == "awaiting_approval"
+                          else "tools" if self.pending else "model")
+        started_at, t0 = _now(), time.perf_counter()
+        span = _hooks.tracer().start_span(f"step {index} {kind}", attributes={
+            sc.AGENTNB_KIND: "step", sc.AGENTNB_STEP_INDEX: index, sc.AGENTNB_STEP_KIND: kind,
+            sc.AGENTNB_RUN_ID: self.run_id})
+        try:
+            with trace.use_span(span, end_on_exit=False):
+                try:
+                    await self._preflight(index)
+                    remaining = self.scope.remaining()["wall_s"] if self.scope else None
+                    async with asyncio.timeout(remaining):
+                        if kind == "model":
+                            step = await _modelstep.model_step(self, index, started_at, t0)
+                        elif kind == "tools":
+                            step = await _toolstep.tools_step(self, index, started_at, t0)
+                        else:
+                            step = await _toolstep.approval_step(self, index, started_at, t0)
+                except TimeoutError:
+                    assert self.scope is not None
+                    try:
+                        self.scope.check_wall()
+                    except RunStopped as err:
+                        step = self.stopped_step(kind, index, started_at, t0, err)
+                    else:
+                        raise
+                except RunStopped as err:
+                    step = self.stopped_step(kind, index, started_at, t0, err)
+                except ModelError as err:
+                    step = self.failed_step(kind, index, started_at, t0, err)
+                except (ReplayDiverged, UsageError, Exception) as err:
+                    self._state = "failed"
+                    self.error = f"{type(err).__name__}: {err}"
+                    span.record_exception(err)
+                    await self._finish()
+                    raise
+            span.set_attribute(sc.AGENTNB_STATUS, step.status)
+            if step.stop_reason:
+                span.set_attribute(sc.AGENTNB_STOP_REASON, step.stop_reason)
+        finally:
+            span.end()
+        self._steps.append(step)
+        self._step_dumps.append(_hooks.redact_obj(step.model_dump(mode="json")))
+        await self._checkpoint()
+        if self.finished:
+            await self._finish()
+        return step
+
+    async def _preflight(self, index: int) -> None:
+        assert self.scope is not None
+        if self._stop_flag or (self.replay_source is None
+                               and await self.store.astop_requested(self.run_id)):
+            raise StopRequested(f"Run {self.run_id!r} was asked to stop before step {index}.",
+                                run_id=self.run_id)
+        limit = self.replay_plan.get("steps")
+        if limit is not None and index > limit:
+            reason = self.replay_plan.get("stop_reason") or "stop_requested"
+            raise RunStopped(f"The recorded run stopped here ({reason}).", reason=reason,
+                             run_id=self.run_id)
+        self.scope.check_wall()
+        self.scope.consume(steps=1)
+
+    def stopped_step(self, kind: StepKind, index: int, started_at: datetime, t0: float,
+                     err: RunStopped, **fields: Any) -> Step:
+        """Stop the run on a kill switch and build the step that says why."""
+        err.run_id = err.run_id or self.run_id
+        err.checkpoint = index
+        self._state = "stopped"
+        self.stop_reason = err.reason
+        self.error = str(err)
+        self.stop_error = err
+        span = trace.get_current_span()
+        span.add_event("stop", {sc.AGENTNB_KIND: "stop", sc.AGENTNB_STOP_REASON: err.reason,
+                                "message": _hooks.redact(err.message)})
+        return Step(kind=kind, index=index, status="stopped", started_at=started_at,
+                    duration_s=time.perf_counter() - t0, stop_reason=err.reason,
+                    error=_hooks.redact(str(err)), **fields)
+
+    def failed_step(self, kind: StepKind, index: int, started_at: datetime, t0: float,
+                    err: AgentnbError) -> Step:
+        """Fail the run on an error it cannot continue past (a model that keeps failing)."""
+        self._state = "failed"
+        self.error = f"{type(err).__name__}: {err}"
+        trace.get_current_span().record_exception(err)
+        return Step(kind=kind, index=index, status="failed", started_at=started_at,
+                    duration_s=time.perf_counter() - t0, error=_hooks.redact(self.error))
+
+    async def _checkpoint(self) -> None:
+        if self.replay_source is not None:
+            return
+        await self.store.asave_checkpoint(
+            self.run_id, len(self._steps), self.state_dict(), status=self._state,
+            agent=self.agent.agent_name, parent_run_id=self.parent_run_id)
+
+    async def _finish(self) -> None:
+        span, self._span = self._span, None
+        if span is not None:
+            u = self.usage
+            _hooks.end_span(span, {
+                sc.AGENTNB_STATUS: self._state, sc.AGENTNB_STOP_REASON: self.stop_reason,
+                sc.GEN_AI_USAGE_INPUT_TOKENS: u.input_tokens,
+                sc.GEN_AI_USAGE_OUTPUT_TOKENS: u.output_tokens,
+                sc.AGENTNB_COST_USD: None if u.usd is None else float(u.usd),
+                sc.AGENTNB_USAGE_MODEL_CALLS: u.model_calls,
+                sc.AGENTNB_USAGE_TOOL_CALLS: u.tool_calls,
+                sc.AGENTNB_USAGE_STEPS: len(self._steps),
+                sc.AGENTNB_OUTPUT: None if self.output is None
+                else _hooks.redact(render_result(_dump_output(self.output))),
+            })
+            if self.error and self._state == "failed":
+                span.set_status(trace.Status(trace.StatusCode.ERROR, self.error))
+        await asyncio.to_thread(_hooks.flush)
+
+
+def _dump_output(output: Any) -> Any:
+    dump = getattr(output, "model_dump", None)
+    return dump(mode="json") if dump is not None else output
+
+
+def _load_output(agent: Agent, data: Any) -> Any:
+    if data is None or agent.output_type is None:
+        return data
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(agent.output_type).validate_python(data)
+
+
+def _default_home(agent: Agent | None) -> Any:
+    if agent is not None:
+        return agent.resolved_settings.home
+    from agentnb.core import resolve
+
+    return resolve().home
+
+
+def _remaining_limits(limits: Budget | None, prior: dict[str, Any] | None, elapsed: float,
+                      steps: int, retries: int) -> Budget | None:
+    """A resumed run's limits: what the original budget leaves after the usage so far."""
+    if limits is None or prior is None:
+        return limits
+    u = Usage.model_validate(prior)
+
+    def left(limit: Any, used: Any) -> Any:
+        return None if limit is None else max(limit - used, 0)
+
+    return Budget(usd=left(limits.usd, u.usd or 0),
+                  tokens=left(limits.tokens, u.total_tokens),
+                  model_calls=left(limits.model_calls, u.model_calls),
+                  tool_calls=left(limits.tool_calls, u.tool_calls),
+                  steps=left(limits.steps, steps), retries=left(limits.retries, retries),
+                  wall_s=left(limits.wall_s, elapsed), wrap_up_at=limits.wrap_up_at)
+
+
+async def run_delegate(agent: Agent, task: str, ctx: RunContext) -> str:
+    """Run a delegate agent as a child run of the calling run; its answer is the tool result.
+
+    The child's budget scope is carved out of the parent run's scope (the current one while a
+    tool runs). A stop caused by an ancestor's limit is fatal to the parent step; any other
+    stop or failure is a tool error the parent model sees.
+    """
+    parent = CURRENT_RUN.get()
+    child = Run(agent, task, deps=agent.deps if agent.deps is not None else ctx.deps,
+                environment=ctx.environment, parent_run_id=ctx.run_id)
+    if parent is not None:
+        parent.children.append(child)
+        if parent._stop_flag:
+            child.stop()
+    result = await child.arun_to_end()
+    if result.status == "done":
+        return render_result(_dump_output(result.output))
+    err = child.stop_error
+    owner = getattr(err, "scope_name", None)
+    if err is not None and err.reason in ("budget", "wall_time") and owner not in (
+            None, child.run_id):
+        raise err
+    what = f"stopped ({result.stop_reason})" if result.status == "stopped" else "failed"
+    raise ToolFailed(f"Delegate {agent.agent_name!r} {what}: {result.error}")
