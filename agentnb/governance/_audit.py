@@ -133,15 +133,24 @@ def _head_path(path: Path) -> Path:
     return path.with_name(path.name + ".head")
 
 
+def _head_text(seq: int, digest: str) -> str:
+    return canonical_json({"hash": digest, "seq": seq}) + "\n"
+
+
 def _read_head(path: Path) -> tuple[int, str] | None:
     try:
-        data = json.loads(_head_path(path).read_text(encoding="utf-8"))
-        return int(data["seq"]), str(data["hash"])
+        text = _head_path(path).read_bytes().decode("utf-8")
+        data = json.loads(text)
+        head = int(data["seq"]), str(data["hash"])
     except FileNotFoundError:
         return None
     except (ValueError, KeyError, TypeError) as exc:
-        msg = f"Audit head file {str(_head_path(path))!r} is unreadable: {exc}."
+        msg = f"the head file {_head_path(path).name!r} is unreadable ({exc})"
         raise AuditChainBroken(msg, path=str(path), line=None) from None
+    if text != _head_text(*head):
+        msg = f"the head file {_head_path(path).name!r} is not in canonical form (it was edited)"
+        raise AuditChainBroken(msg, path=str(path), line=None)
+    return head
 
 
 def _last_line(fd: int) -> bytes:
@@ -261,7 +270,7 @@ class AuditLog:
     def _write_head(self, seq: int, digest: str) -> None:
         head = _head_path(self.path)
         tmp = head.with_name(f"{head.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_text(canonical_json({"hash": digest, "seq": seq}) + "\n", encoding="utf-8")
+        tmp.write_text(_head_text(seq, digest), encoding="utf-8")
         os.replace(tmp, head)
 
 

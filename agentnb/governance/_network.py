@@ -191,7 +191,7 @@ def _split(url: str) -> tuple[str, str]:
         parts = urllib.parse.urlsplit(url)
         return parts.scheme.lower(), parts.hostname or ""
     except ValueError:
-        return "", ""
+        return url.split(":", 1)[0].lower(), ""
 
 
 def _decide(scheme: str, raw_host: str, url: str, scope: NetworkScope | None) -> NetworkDecision:

@@ -7,7 +7,7 @@ The OpenAI-compatible and Anthropic clients load on first use (`anb.models.OpenA
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import Any as _Any
 
 from agentnb.models._base import (
     Choice,
@@ -62,7 +62,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _Any:
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value

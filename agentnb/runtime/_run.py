@@ -179,7 +179,7 @@ class Run:
 
     def append_message(self, message: Message) -> None:
         """Append to the history, caching its redacted dump and the rolling request hash."""
-        dump = _hooks.redact_obj(message.model_dump(mode="json", exclude_defaults=True))
+        dump = _hooks.redact_obj(message.model_dump(mode="json"))
         self._messages.append(message)
         self._message_dumps.append(dump)
         self._chain.append(_chain(self._chain[-1] if self._chain else "", dump))

@@ -264,7 +264,9 @@ class Tool:
 def _is_fatal(exc: BaseException) -> bool:
     from agentnb.core import RunStopped
 
-    return isinstance(exc, RunStopped) or getattr(exc, "_agentnb_fatal", False)
+    # A kill switch from a delegate stops the parent; a UsageError (e.g. a sync `agent.run`
+    # inside a tool) is a programming error the user must see, not something the model can fix.
+    return isinstance(exc, (RunStopped, UsageError)) or getattr(exc, "_agentnb_fatal", False)
 
 
 def _retry_text(name: str, exc: pydantic.ValidationError) -> str:

@@ -54,6 +54,8 @@ class Reply:
     """Compress the body with gzip and say so in Content-Encoding."""
     drop: bool = False
     """Close the connection without answering."""
+    drop_after_chunks: int | None = None
+    """With `sse`: close the connection abruptly after this many chunks (no final chunk)."""
 
 
 Handler = Callable[[RecordedRequest], Reply]
@@ -195,7 +197,10 @@ async def _write_reply(writer: asyncio.StreamWriter, reply: Reply) -> None:
         head = status_line + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
         writer.write(head.encode("latin-1"))
         await writer.drain()
-        for chunk in reply.sse:
+        for sent, chunk in enumerate(reply.sse):
+            if reply.drop_after_chunks is not None and sent >= reply.drop_after_chunks:
+                writer.transport.abort()
+                return
             data = _bytes(chunk)
             if not data:
                 continue

@@ -42,6 +42,8 @@ TRACE_COLUMNS = (
 
 _TABLE_COLUMNS = ("run_id", "agent", "models", "status", "stop_reason", "steps", "input_tokens",
                   "output_tokens", "usd", "duration_s", "started_at")
+_SPAN_TABLE_COLUMNS = ("span_id", "parent_id", "run_id", "name", "kind", "status", "duration_s",
+                       "start")
 
 
 def _pandas() -> Any:
@@ -312,8 +314,8 @@ def spans(run_id: str, *, home: Path | str | None = None) -> pd.DataFrame:
 def format_traces(df: pd.DataFrame, fmt: Literal["table", "json"] = "table") -> str:
     """Render a `traces()` or `spans()` frame as the text `agentnb traces` prints.
 
-    `table` shows the main columns of a `traces()` frame (all columns of any other frame) as
-    aligned text; `json` gives every column of every row as a JSON list of objects with ISO
+    `table` shows the main columns of a `traces()` or `spans()` frame (all columns of any
+    other frame) as aligned text; `json` gives every column of every row as a JSON list of objects with ISO
     times. The output is stable: scripts may parse the JSON form.
 
     Raises:
@@ -335,15 +337,17 @@ def format_traces(df: pd.DataFrame, fmt: Literal["table", "json"] = "table") -> 
     if fmt == "table":
         if df.empty:
             return "No runs recorded."
-        columns = [c for c in _TABLE_COLUMNS if c in df.columns] or list(df.columns)
+        wanted = _SPAN_TABLE_COLUMNS if "name" in df.columns else _TABLE_COLUMNS
+        columns = [c for c in wanted if c in df.columns] or list(df.columns)
         view = df[columns].copy()
         if "usd" in view.columns:
             view["usd"] = view["usd"].map(
                 lambda v: "" if v is None or math.isnan(v) else f"{v:.6f}")
         if "duration_s" in view.columns:
             view["duration_s"] = view["duration_s"].map(lambda v: f"{v:.3f}")
-        if "started_at" in view.columns:
-            view["started_at"] = view["started_at"].dt.strftime("%Y-%m-%d %H:%M:%S")
+        for column in ("started_at", "start"):
+            if column in view.columns:
+                view[column] = view[column].dt.strftime("%Y-%m-%d %H:%M:%S.%f")
         return str(view.to_string(index=False, na_rep=""))
     msg = f"Unknown trace format {fmt!r}."
     raise UsageError(msg, hint="Use 'table' or 'json'.")

@@ -487,3 +487,19 @@ def test_after_fork_connections_are_reopened_not_shared(store: RunStore) -> None
     assert store._db.conn() is not old
     assert old.execute("SELECT 1").fetchone() == (1,)  # abandoned, not closed
     old.close()
+
+
+def test_a_failing_statement_rolls_back_and_is_a_store_error(store: RunStore) -> None:
+    """A failing write rolls its transaction back; a failing read is a StoreError too."""
+    store.record("run_a", "tool", "k", 0, {"v": 1})
+
+    def half_then_fail(conn: sqlite3.Connection) -> None:
+        conn.execute("DELETE FROM rt_recordings")
+        conn.execute("SELECT * FROM no_such_table")
+
+    with pytest.raises(StoreError, match="no_such_table"):
+        store._db.write(half_then_fail)
+    assert not store._db.conn().in_transaction
+    assert store.recorded("run_a", "tool", "k", 0) == {"v": 1}
+    with pytest.raises(StoreError, match="no_such_table"):
+        store._db.read(lambda c: c.execute("SELECT * FROM no_such_table").fetchall())
