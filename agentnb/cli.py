@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
-from agentnb.core import AgentnbError, NotebookInvalid, RunStopped, UsageError
+from agentnb.core import AgentnbError, JobFailed, NotebookInvalid, RunStopped, UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -18,6 +18,7 @@ EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
     (RunStopped, 3),
     (NotebookInvalid, 2),
     (UsageError, 2),
+    (JobFailed, 1),
     (AgentnbError, 1),
 )
 
@@ -62,11 +63,26 @@ def demo(model: str, task: str) -> None:
 
 @cli.command()
 @click.argument("run_or_batch_id")
+@click.option("--out", default="runs", show_default=True,
+              help="The folder holding batch folders.")
 @_handle_errors
-def stop(run_or_batch_id: str) -> None:
-    """Ask a running run (or batch) to stop at its next step."""
-    from agentnb.runtime import request_stop
+def stop(run_or_batch_id: str, out: str) -> None:
+    """Ask a running run (or batch) to stop at its next step (a batch: between cells)."""
+    from pathlib import Path
 
+    batch_dir = Path(out) / run_or_batch_id
+    if (batch_dir / "manifest.json").is_file():
+        from agentnb.jobs import request_batch_stop
+
+        request_batch_stop(batch_dir)
+        click.echo(f"Stop requested for batch {run_or_batch_id}.")
+        return
+    try:
+        from agentnb.runtime import request_stop  # type: ignore[attr-defined]
+    except ImportError:
+        from agentnb.runtime import run_store
+
+        request_stop = run_store().request_stop
     request_stop(run_or_batch_id)
     click.echo(f"Stop requested for {run_or_batch_id}.")
 
@@ -118,6 +134,128 @@ def audit_verify(path: str | None) -> None:
         return
     click.echo(f"{target}: BROKEN at line {report.line}: {report.problem}", err=True)
     sys.exit(1)
+
+
+# -- notebook jobs (layer 7) ----------------------------------------------------------------
+
+_BUDGET_USD = click.option("--budget-usd", type=str, default=None,
+                           help="USD limit over every run in the kernel (a batch: in total).")
+_MAX_STEPS = click.option("--max-steps", type=click.IntRange(min=0), default=None,
+                          help="Step limit over every run in the kernel (per job).")
+_WALL_S = click.option("--wall-s", type=click.FloatRange(min=0, min_open=True), default=None,
+                       help="Whole-notebook wall time in seconds (per job).")
+_APPROVALS = click.option("--approvals", default="deny", show_default=True,
+                          help="Headless approvals: deny, allow, or a YAML rules file.")
+_KERNEL = click.option("--kernel", "kernel_name", default=None,
+                       help="Jupyter kernel name; default the notebook's own.")
+
+
+def _params(pairs: tuple[tuple[str, str], ...], files: tuple[str, ...]) -> dict[str, Any]:
+    from agentnb.jobs import load_params_file, merge_params, parse_param_value
+
+    merged: dict[str, Any] = {}
+    for path in files:
+        merged = merge_params(merged, load_params_file(path))
+    return merge_params(merged, {name: parse_param_value(value) for name, value in pairs})
+
+
+@cli.command()
+@click.argument("notebook", type=click.Path(dir_okay=False))
+@click.option("-p", "--parameter", "pairs", type=(str, str), multiple=True,
+              metavar="NAME VALUE", help="Check a parameter value against the notebook.")
+@click.option("-f", "--parameters-file", "files", multiple=True, type=click.Path(),
+              help="A YAML file of parameters to check (`-p` wins).")
+@_handle_errors
+def validate(notebook: str, pairs: tuple[tuple[str, str], ...], files: tuple[str, ...]) -> None:
+    """Validate a notebook: schema, cell ids, the parameters cell; exit 1 with reasons."""
+    from agentnb.jobs import validate_notebook
+
+    try:
+        report = validate_notebook(notebook, _params(pairs, files))
+    except NotebookInvalid as exc:
+        click.echo(f"{notebook}: INVALID: {exc}", err=True)
+        sys.exit(1)
+    for problem in report.problems:
+        click.echo(f"{notebook}: {problem}", err=problem.severity == "error")
+    params = ", ".join(f"{p.name}: {p.type} = {p.default!r}" for p in report.parameters.values())
+    if not report.ok:
+        click.echo(f"{notebook}: INVALID ({len(report.errors)} errors).", err=True)
+        sys.exit(1)
+    click.echo(f"{notebook}: OK (nbformat {report.nbformat}; parameters: {params or 'none'}).")
+
+
+@cli.command()
+@click.argument("notebook", type=click.Path(dir_okay=False))
+@click.argument("out", required=False, type=click.Path(dir_okay=False))
+@click.option("-p", "--parameter", "pairs", type=(str, str), multiple=True,
+              metavar="NAME VALUE", help="A parameter; the value is read as YAML (3, 0.5, true).")
+@click.option("-f", "--parameters-file", "files", multiple=True, type=click.Path(),
+              help="A YAML file of parameters (`-p` wins).")
+@_BUDGET_USD
+@_MAX_STEPS
+@_WALL_S
+@_APPROVALS
+@_KERNEL
+@_handle_errors
+def run(*, notebook: str, out: str | None, pairs: tuple[tuple[str, str], ...],
+        files: tuple[str, ...], budget_usd: str | None, max_steps: int | None,
+        wall_s: float | None, approvals: str, kernel_name: str | None) -> None:
+    """Execute a notebook as a budget-limited job (exit 0 done, 1 cell error, 3 stopped)."""
+    from agentnb.jobs import run_notebook
+
+    result = run_notebook(notebook, out, parameters=_params(pairs, files),
+                          budget_usd=budget_usd, max_steps=max_steps, wall_s=wall_s,
+                          approvals=approvals, kernel_name=kernel_name)
+    click.echo(f"{result.status}: spent ${result.spend_usd:.6f} in {result.steps} steps, "
+               f"{result.duration_s:.1f} s; output {result.output_path}")
+    result.raise_for_status()
+
+
+@cli.command()
+@click.argument("notebook", type=click.Path(dir_okay=False))
+@click.option("--grid", type=click.Path(dir_okay=False), default=None,
+              help="YAML: a mapping of parameter lists (product) or a list of rows.")
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Jobs at once.")
+@click.option("--dask", "dask_address", default=None, metavar="ADDRESS|local",
+              help="Run on a Dask scheduler, or `local` for a LocalCluster.")
+@_BUDGET_USD
+@click.option("--job-budget-usd", type=str, default=None, help="Cap on one job's allotment.")
+@_MAX_STEPS
+@_WALL_S
+@_APPROVALS
+@_KERNEL
+@click.option("--resume", "resume", default=None, metavar="BATCH_ID",
+              help="Continue a batch: re-run its unfinished jobs only.")
+@click.option("--out", default="runs", show_default=True, help="Folder for batch folders.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@_handle_errors
+def batch(*, notebook: str, grid: str | None, workers: int, dask_address: str | None,
+          budget_usd: str | None, job_budget_usd: str | None, max_steps: int | None,
+          wall_s: float | None, approvals: str, kernel_name: str | None, resume: str | None,
+          out: str, quiet: bool) -> None:
+    """Run a notebook over a parameter grid on a process pool or Dask, under one budget."""
+    from agentnb.jobs import run_batch
+
+    result = run_batch(notebook, grid, workers=workers, dask=dask_address,
+                       budget_usd=budget_usd, job_budget_usd=job_budget_usd,
+                       max_steps=max_steps, wall_s=wall_s, approvals=approvals,
+                       kernel_name=kernel_name, out=out, resume=resume, quiet=quiet)
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(result.counts.items()))
+    click.echo(f"batch {result.batch_id}: {result.status} ({counts}); spent "
+               f"${result.spend_usd:.6f}; report {result.report_path}")
+    if result.exit_code:
+        sys.exit(result.exit_code)
+
+
+@cli.command()
+@click.argument("batch_dir", type=click.Path(file_okay=False))
+@_handle_errors
+def report(batch_dir: str) -> None:
+    """Write a batch's results.parquet and report.html."""
+    from agentnb.jobs import build_report
+
+    click.echo(f"Wrote {build_report(batch_dir)}")
 
 
 def main() -> None:

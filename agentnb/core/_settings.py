@@ -9,6 +9,7 @@ import dataclasses
 import os
 import tomllib
 from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,20 @@ class Settings:
     """Headless approval decision: `deny`, `allow`, or a YAML rules file (`AGENTNB_APPROVALS`)."""
     cache: bool = False
     """Use the content-hash cache for model responses (`AGENTNB_CACHE`)."""
+    headless: bool = False
+    """Render widgets as static HTML, never as live widgets (`AGENTNB_HEADLESS`; `agentnb run`)."""
+    job_id: str | None = None
+    """Set inside a notebook job's kernel: the job's id (`AGENTNB_JOB_ID`); None outside a job."""
+    job_dir: Path | None = None
+    """The job's folder, holding its `ledger.json` (`AGENTNB_JOB_DIR`)."""
+    job_kind: str = "notebook"
+    """`notebook` for `agentnb run`, `batch` for a job granted an allotment (`AGENTNB_JOB_KIND`)."""
+    job_budget_usd: Decimal | None = None
+    """The job's USD limit over every run in the kernel (`AGENTNB_JOB_BUDGET_USD`)."""
+    job_max_steps: int | None = None
+    """The job's step limit over every run in the kernel (`AGENTNB_JOB_MAX_STEPS`)."""
+    job_wall_s: float | None = None
+    """The job's wall-time limit in seconds (`AGENTNB_JOB_WALL_S`)."""
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
@@ -50,8 +65,40 @@ _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 _ENV_NAMES = {"default_model": ("AGENTNB_MODEL", "AGENTNB_DEFAULT_MODEL")}
 
 
+def _decimal(raw: Any) -> Decimal:
+    try:
+        value = Decimal(str(raw).strip())
+    except InvalidOperation:
+        raise ValueError(raw) from None
+    if not value.is_finite() or value < 0:
+        raise ValueError(raw)
+    return value
+
+
+# Settings whose default is None cannot be converted by the default's type.
+_OPTIONAL: dict[str, tuple[str, Any]] = {
+    "job_id": ("str", str),
+    "job_dir": ("path", lambda raw: Path(raw).expanduser()),
+    "job_budget_usd": ("decimal", _decimal),
+    "job_max_steps": ("int", int),
+    "job_wall_s": ("float", float),
+}
+
+
+
 def _convert(name: str, raw: Any, source: str) -> Any:
     default = _FIELDS[name].default
+    if name in _OPTIONAL:
+        kind, convert = _OPTIONAL[name]
+        if raw is None or (isinstance(raw, str) and raw.strip() in ("", "none", "None")):
+            return None
+        try:
+            if kind in ("int", "float") and isinstance(raw, bool):
+                raise ValueError(raw)
+            return convert(raw)
+        except (ValueError, TypeError):
+            msg = f"Setting {name!r} has the value {raw!r}, which is not a {kind}."
+            raise ConfigError(msg, source=source) from None
     try:
         if isinstance(default, bool):
             if isinstance(raw, bool):

@@ -100,8 +100,10 @@ class Approver(Protocol):
         True
     """
 
-    interactive: bool
-    """Whether a person has to answer."""
+    @property
+    def interactive(self) -> bool:
+        """Whether a person has to answer (a class attribute or field is fine)."""
+        ...
 
     async def approve(self, request: ApprovalRequest) -> Approval:
         """Decide one request."""

@@ -126,11 +126,11 @@ def _typed(original: object, real: str) -> Any:
 
 def _is_path_type(hint: object) -> bool:
     if isinstance(hint, type):
-        return issubclass(hint, (PurePath, os.PathLike))
+        return hasattr(hint, "__fspath__")  # PurePath, os.PathLike and their subclasses
     origin = typing.get_origin(hint)
     if origin is None:
         return False
-    if isinstance(origin, type) and issubclass(origin, (PurePath, os.PathLike)):
+    if isinstance(origin, type) and hasattr(origin, "__fspath__"):
         return True
     if origin is typing.Annotated:
         return _is_path_type(typing.get_args(hint)[0])

@@ -37,6 +37,20 @@ WAKE_AT = 2048
 """Queue length at which `on_end` wakes the writer early."""
 
 
+SpanRecordTuple = tuple[Any, ...]
+"""(span_id, trace_id, parent_span_id, inherited_run_id, name, start_ns, end_ns, attributes,
+events, status_code, status_description, span_kind, scope_name) as queued by `StoreProcessor`."""
+
+
+def _plain(holder: Any) -> dict[str, Any]:
+    # The SDK keeps attributes in a BoundedAttributes whose item access takes a lock; its inner
+    # dict (frozen once the span ended) is read directly. Falls back to the public mapping.
+    inner = getattr(getattr(holder, "_attributes", None), "_dict", None)
+    if isinstance(inner, dict):
+        return inner
+    return dict(holder.attributes or {})
+
+
 class ToggleSampler(Sampler):
     """Record every span while `enabled`, none otherwise (`AGENTNB_TRACE=0`).
 
@@ -70,7 +84,7 @@ class StoreProcessor(SpanProcessor):
     """Queue finished spans for the store; fan out to extra processors (OTLP)."""
 
     def __init__(self) -> None:
-        self.queue: collections.deque[tuple[ReadableSpan, str | None]] = collections.deque()
+        self.queue: collections.deque[SpanRecordTuple] = collections.deque()
         self.wake = threading.Event()
         self.store_enabled = True
         self.extra: tuple[SpanProcessor, ...] = ()
@@ -89,11 +103,23 @@ class StoreProcessor(SpanProcessor):
             p.on_start(span, parent_context=parent_context)
 
     def on_end(self, span: ReadableSpan) -> None:
-        """Queue the span for the writer thread."""
-        run_id = self._run_of.pop(span.context.span_id, None)  # type: ignore[union-attr]
+        """Queue a compact copy of the span for the writer thread."""
+        ctx = span.context
+        assert ctx is not None
+        run_id = self._run_of.pop(ctx.span_id, None)
         if self.store_enabled:
+            # A flat tuple instead of the span object: the span (locks, bounded containers) is
+            # freed at once, and the garbage collector has far less to walk while spans wait.
+            parent = span.parent
+            status = span.status
+            scope = span.instrumentation_scope
             queue = self.queue
-            queue.append((span, run_id))
+            queue.append((
+                ctx.span_id, ctx.trace_id, parent.span_id if parent is not None else None,
+                run_id, span.name, span.start_time, span.end_time, _plain(span),
+                span.events, status.status_code.name, status.description, span.kind.name,
+                scope.name if scope is not None else None,
+            ))
             if len(queue) >= WAKE_AT and not self.wake.is_set():
                 self.wake.set()
         for p in self.extra:

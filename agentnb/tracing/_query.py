@@ -315,8 +315,8 @@ def format_traces(df: pd.DataFrame, fmt: Literal["table", "json"] = "table") -> 
     """Render a `traces()` or `spans()` frame as the text `agentnb traces` prints.
 
     `table` shows the main columns of a `traces()` or `spans()` frame (all columns of any
-    other frame) as aligned text; `json` gives every column of every row as a JSON list of objects with ISO
-    times. The output is stable: scripts may parse the JSON form.
+    other frame) as aligned text; `json` gives every column of every row as a JSON list of
+    objects with ISO times. The output is stable: scripts may parse the JSON form.
 
     Raises:
         UsageError: an unknown `fmt`.

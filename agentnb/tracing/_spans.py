@@ -24,10 +24,10 @@ from agentnb.tracing import _semconv as sc
 
 if TYPE_CHECKING:
     from opentelemetry import trace
-    from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+    from opentelemetry.sdk.trace import SpanProcessor
 
     from agentnb.core import Settings
-    from agentnb.tracing._provider import StoreProcessor, ToggleSampler
+    from agentnb.tracing._provider import SpanRecordTuple, StoreProcessor, ToggleSampler
     from agentnb.tracing._store import EventRow, SpanRow, TraceStore
 
 __all__ = [
@@ -378,55 +378,43 @@ def _clean(value: Any, fn: Redactor) -> Any:
     return value
 
 
-def _plain(mapping: Any) -> dict[str, Any]:
-    # The SDK keeps attributes in a BoundedAttributes whose item access takes a lock; its inner
-    # dict copies ~10x faster. Fall back to the public mapping if the SDK changes.
-    inner = getattr(getattr(mapping, "_attributes", mapping), "_dict", None)
-    if isinstance(inner, dict):
-        return dict(inner)
-    public = mapping.attributes if hasattr(mapping, "attributes") else mapping
-    return dict(public or {})
-
-
-def to_rows(batch: list[tuple[ReadableSpan, str | None]],
+def to_rows(batch: list[SpanRecordTuple],
             fn: Redactor | None) -> tuple[list[SpanRow], list[EventRow]]:
-    """Turn queued spans into store rows, redacting every string value."""
+    """Turn queued span records into store rows, redacting every string value."""
+    from agentnb.tracing._provider import _plain
+
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
     spans: list[SpanRow] = []
     events: list[EventRow] = []
     append = spans.append
     run_key, kind_key = sc.AGENTNB_RUN_ID, sc.AGENTNB_KIND
-    for span, inherited in batch:
-        ctx = span.context
-        assert ctx is not None
-        attrs = _plain(span)
+    for (span_int, trace_int, parent_int, inherited, name, start_ns, end_ns, raw, span_events,
+         status, raw_message, span_kind, scope) in batch:
+        attrs, message = raw, raw_message
         if fn is not None:
-            attrs = {k: _clean(v, fn) for k, v in attrs.items()}
-        span_id = f"{ctx.span_id:016x}"
-        parent = span.parent
-        status = span.status
-        scope = span.instrumentation_scope
-        message = status.description
-        start = span.start_time or 0
+            attrs = {k: _clean(v, fn) for k, v in raw.items()}
+            if raw_message:
+                message = fn(raw_message)
+        span_id = f"{span_int:016x}"
+        start = start_ns or 0
         append((
             span_id,
-            f"{ctx.trace_id:032x}",
-            f"{parent.span_id:016x}" if parent is not None else None,
+            f"{trace_int:032x}",
+            f"{parent_int:016x}" if parent_int is not None else None,
             attrs.get(run_key) or inherited,
-            span.name,
+            name,
             attrs.get(kind_key),
-            span.kind.name,
+            span_kind,
             start,
-            span.end_time or start,
-            status.status_code.name,
-            fn(message) if (fn is not None and message) else message,
+            end_ns or start,
+            status,
+            message,
             dumps(attrs),
-            scope.name if scope is not None else None,
+            scope,
         ))
-        if span.events:
-            for seq, event in enumerate(span.events):
-                ev_attrs = _plain(event)
-                if fn is not None:
-                    ev_attrs = {k: _clean(v, fn) for k, v in ev_attrs.items()}
-                events.append((span_id, seq, event.name, event.timestamp, dumps(ev_attrs)))
+        for seq, event in enumerate(span_events):
+            ev_attrs = _plain(event)
+            if fn is not None:
+                ev_attrs = {k: _clean(v, fn) for k, v in ev_attrs.items()}
+            events.append((span_id, seq, event.name, event.timestamp, dumps(ev_attrs)))
     return spans, events

@@ -76,7 +76,8 @@ def test_redirect_to_listed_host_is_followed(server: LoopbackServer) -> None:
     assert len(server.requests) == 2
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1", "2130706433", "0x7f.1", "127.1", "0x7f000001", "[::1]", "[::ffff:127.0.0.1]"])
+@pytest.mark.parametrize("host", ["127.0.0.1", "2130706433", "0x7f.1", "127.1", "0x7f000001",
+                                  "[::1]", "[::ffff:127.0.0.1]"])
 def test_ip_literals_are_refused_unless_listed(server: LoopbackServer, host: str) -> None:
     """IP literals in every spelling are refused when only names are listed; nothing connects."""
     seen: list[NetworkDecision] = []

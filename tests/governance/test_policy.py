@@ -70,14 +70,11 @@ CASES: list[tuple[str, Policy, str, set[str], dict[str, Any], str, str]] = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("policy", "tool", "effects", "args", "decision", "rule"),
-    [case[1:] for case in CASES],
-    ids=[case[0] for case in CASES],
-)
-def test_decision_table(policy: Policy, tool: str, effects: set[str], args: dict[str, Any],
-                        decision: str, rule: str) -> None:
+@pytest.mark.parametrize("case", CASES, ids=[case[0] for case in CASES])
+def test_decision_table(case: tuple[str, Policy, str, set[str], dict[str, Any], str, str]
+                        ) -> None:
     """Each row of the decision table gives the stated decision and names the rule."""
+    _, policy, tool, effects, args, decision, rule = case
     result = policy.decide(tool, frozenset(effects), args)
     assert (result.decision, result.rule) == (decision, rule)
     assert tool in result.reason
@@ -159,7 +156,7 @@ def test_policy_rejects_non_rules_and_bad_network() -> None:
 
 
 def test_policy_normalises_fields() -> None:
-    """Policy stores frozensets, a Path workspace and normalised hosts; a single Rule is accepted."""
+    """Policy stores frozensets, a Path workspace, normalised hosts; one Rule is accepted."""
     policy = Policy(allow=["read", "read"], workspace="sandbox", network=["API.example.com."],
                     rules=Rule(tool="t", decision="deny"))  # type: ignore[arg-type]
     assert policy.allow == frozenset({"read"})

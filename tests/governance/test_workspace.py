@@ -44,6 +44,8 @@ ESCAPES = [
     "file:///etc/passwd",
     "file:/etc/passwd",
     "http://example.com/x",
+    "data:text/plain,hi",
+    "mailto:x",
     "notes/a.txt\x00.png",
     "",
     "/tmp/../etc/passwd",
@@ -146,7 +148,7 @@ def test_workspace_given_through_a_symlink(tmp_path: Path, ws: Path) -> None:
 def test_path_params_from_annotations() -> None:
     """Parameters annotated with Path-like types (also optional, listed, Annotated) are paths."""
 
-    def tool(a: Path, b: str, c: Path | None, d: list[Path], e: Annotated[Path, "x"],
+    def tool(*, a: Path, b: str, c: Path | None, d: list[Path], e: Annotated[Path, "x"],
              f: os.PathLike[str], g: Sequence[PurePosixPath], h: int = 0,
              i: dict[str, Any] | None = None) -> None: ...
 

@@ -1,4 +1,4 @@
-"""Tracing test set-up: each test gets its own store; a helper emits runs the way the runtime does."""
+"""Tracing test set-up: a store per test; a helper that emits runs the way the runtime does."""
 
 from __future__ import annotations
 

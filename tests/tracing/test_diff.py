@@ -41,7 +41,8 @@ def test_first_divergence_and_how(run_emitter: Callable[..., None], simple_steps
     run_emitter("run_b", other)
     d = diff("run_a", "run_b")
     assert (d.step, d.how) == (step, how)
-    assert d.a is not None and d.b is not None
+    assert d.a is not None
+    assert d.b is not None
     assert d.a.index == d.b.index == step
     assert f"diverge at step {step}" in repr(d)
 
@@ -54,7 +55,8 @@ def test_shorter_run_diverges_where_it_ends(run_emitter: Callable[..., None],
     d = diff("run_long", "run_short")
     assert (d.step, d.how, d.steps_a, d.steps_b) == (2, "length", 3, 2)
     assert d.b is None
-    assert d.a is not None and d.a.text == "Refunds take 14 days."
+    assert d.a is not None
+    assert d.a.text == "Refunds take 14 days."
     assert "(no step)" in repr(d)
     assert diff("run_short", "run_long").a is None
 
@@ -80,7 +82,8 @@ def test_runs_without_step_spans_compare_calls() -> None:
             pass
     d = diff("run_x", "run_y")
     assert (d.step, d.how) == (0, "tool")
-    assert d.a is not None and d.a.tool_calls == (("search", "not json"),)
+    assert d.a is not None
+    assert d.a.tool_calls == (("search", "not json"),)
 
 
 def test_mimebundle_has_text_and_html(run_emitter: Callable[..., None],

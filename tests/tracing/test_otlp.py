@@ -117,7 +117,7 @@ def test_live_export_is_redacted(receiver: tuple[Receiver, str]) -> None:
 
 
 def test_configure_sets_up_and_removes_live_export(receiver: tuple[Receiver, str]) -> None:
-    """`otlp_endpoint` in settings turns live export on; a later configure without it turns it off."""
+    """`otlp_endpoint` in settings turns live export on; configuring without it turns it off."""
     handler, url = receiver
     configure(resolve(otlp_endpoint=url))
     with tracer().start_as_current_span("first"):
@@ -195,4 +195,5 @@ def test_missing_exporter_package_names_the_extra(monkeypatch: pytest.MonkeyPatc
                         None)
     with pytest.raises(ConfigError) as info:
         export_otlp("http://127.0.0.1:9/v1/traces")
-    assert info.value.hint is not None and "agentnb[otlp]" in info.value.hint
+    assert info.value.hint is not None
+    assert "agentnb[otlp]" in info.value.hint

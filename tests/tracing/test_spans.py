@@ -39,10 +39,10 @@ def _delegating_run() -> None:
                 with t.start_as_current_span("invoke_agent researcher", attributes={
                         sc.AGENTNB_KIND: "run", sc.AGENTNB_RUN_ID: "run_child",
                         sc.AGENTNB_PARENT_RUN_ID: "run_parent",
-                        sc.GEN_AI_AGENT_NAME: "researcher"}):
-                    with t.start_as_current_span("step 0 model", attributes={
+                        sc.GEN_AI_AGENT_NAME: "researcher"}), \
+                        t.start_as_current_span("step 0 model", attributes={
                             sc.AGENTNB_KIND: "step", sc.AGENTNB_STEP_INDEX: 0}):
-                        await asyncio.sleep(0.01)
+                    await asyncio.sleep(0.01)
 
     async def main() -> None:
         with t.start_as_current_span("invoke_agent planner", attributes={
@@ -74,7 +74,7 @@ def _delegating_run() -> None:
 
 
 def test_span_tree_with_delegation_parallel_tools_retry_and_budget_stop() -> None:
-    """The stored tree keeps parents, attribute names and values, events, and nests the child run."""
+    """The stored tree keeps parents, attribute names, values and events; the child run nests."""
     _delegating_run()
     frame = spans("run_parent")
     by_name: dict[str, list[dict[str, object]]] = {}

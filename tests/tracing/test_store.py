@@ -69,13 +69,13 @@ def test_200_concurrent_threads_lose_nothing_and_never_lock() -> None:
         while not stop.is_set():
             try:
                 store().query("SELECT count(*) FROM spans")
-            except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+            except BaseException as exc:
                 errors.append(exc)
 
     def writer(n: int) -> None:
         try:
             _tree(f"run_t{n:03d}", 5)
-        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+        except BaseException as exc:
             errors.append(exc)
 
     readers = [threading.Thread(target=reader) for _ in range(2)]
@@ -120,7 +120,8 @@ def test_corrupt_file_gives_store_error(tmp_path: Path) -> None:
         store(home)
     assert info.value.path == str((home / "traces.db").absolute())
     assert "traces.db" in str(info.value)
-    assert info.value.hint is not None and "aside" in info.value.hint
+    assert info.value.hint is not None
+    assert "aside" in info.value.hint
     with pytest.raises(StoreError):
         configure(resolve(home=home))
 
@@ -137,7 +138,8 @@ def test_newer_schema_gives_store_error(tmp_path: Path) -> None:
     with pytest.raises(StoreError) as info:
         store(home)
     assert f"schema version {SCHEMA_VERSION + 1}" in str(info.value)
-    assert info.value.hint is not None and "Upgrade agentnb" in info.value.hint
+    assert info.value.hint is not None
+    assert "Upgrade agentnb" in info.value.hint
 
 
 def test_migration_leaves_other_tables_alone(tmp_path: Path) -> None:
@@ -176,7 +178,8 @@ def test_unwritable_home_gives_store_error(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises(StoreError) as info:
         store(blocker / "home")
-    assert info.value.hint is not None and "AGENTNB_HOME" in info.value.hint
+    assert info.value.hint is not None
+    assert "AGENTNB_HOME" in info.value.hint
 
 
 _KILLED = """
