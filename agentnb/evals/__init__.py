@@ -4,24 +4,45 @@
 pytest plugin is `agentnb.evals.pytest_plugin` (`pytest --agentnb`).
 """
 
-from agentnb.evals import checks, envs
-from agentnb.evals._calibration import (
-    acalibrate,
-    calibrate,
-    CalibrationReport,
-    cohen_kappa,
-    Labelled,
-    LabelledSet,
-    load_labelled,
-    UntrustworthyJudge,
-)
-from agentnb.evals._checks import Check, CheckResult
-from agentnb.evals._errors import EvalError, RegressionDetected, SuiteFailed
-from agentnb.evals._gate import gate_notebook, notebook_hash, Provenance
-from agentnb.evals._judge import Judge, JudgeError, JudgeVerdict, Panel, Verdict, VoteRule
-from agentnb.evals._report import Regression, SuiteReport, wilson_interval
-from agentnb.evals._scenario import Outcome, Scenario
-from agentnb.evals._suite import Suite
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# name -> defining module; loaded on first use so `import agentnb.evals.pytest_plugin` (a pytest
+# entry point, imported before coverage starts) and `import agentnb` stay light.
+_LAZY: dict[str, str] = {
+    "acalibrate": "agentnb.evals._calibration",
+    "calibrate": "agentnb.evals._calibration",
+    "CalibrationReport": "agentnb.evals._calibration",
+    "Check": "agentnb.evals._checks",
+    "CheckResult": "agentnb.evals._checks",
+    "checks": "agentnb.evals.checks",
+    "cohen_kappa": "agentnb.evals._calibration",
+    "envs": "agentnb.evals.envs",
+    "EvalError": "agentnb.evals._errors",
+    "gate_notebook": "agentnb.evals._gate",
+    "Judge": "agentnb.evals._judge",
+    "JudgeError": "agentnb.evals._judge",
+    "JudgeVerdict": "agentnb.evals._judge",
+    "Labelled": "agentnb.evals._calibration",
+    "LabelledSet": "agentnb.evals._calibration",
+    "load_labelled": "agentnb.evals._calibration",
+    "notebook_hash": "agentnb.evals._gate",
+    "Outcome": "agentnb.evals._scenario",
+    "Panel": "agentnb.evals._judge",
+    "Provenance": "agentnb.evals._gate",
+    "Regression": "agentnb.evals._report",
+    "RegressionDetected": "agentnb.evals._errors",
+    "Scenario": "agentnb.evals._scenario",
+    "Suite": "agentnb.evals._suite",
+    "SuiteFailed": "agentnb.evals._errors",
+    "SuiteReport": "agentnb.evals._report",
+    "UntrustworthyJudge": "agentnb.evals._calibration",
+    "Verdict": "agentnb.evals._judge",
+    "VoteRule": "agentnb.evals._judge",
+    "wilson_interval": "agentnb.evals._report",
+}
 
 __all__ = [
     "acalibrate",
@@ -55,3 +76,17 @@ __all__ = [
     "VoteRule",
     "wilson_interval",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module = importlib.import_module(_LAZY[name])
+        value = module if name in ("checks", "envs") else getattr(module, name)
+        globals()[name] = value
+        return value
+    msg = f"module 'agentnb.evals' has no attribute {name!r}"
+    raise AttributeError(msg)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

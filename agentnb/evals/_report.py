@@ -241,10 +241,15 @@ class SuiteReport:
             per_scenario: also compare each scenario's pass rate per model.
 
         Returns:
-            The regressions (empty when none); models absent from either report are skipped.
+            The regressions (empty when none); models and scenarios absent from either report
+            are skipped.
         """
         base = baseline if isinstance(baseline, SuiteReport) else SuiteReport.load(baseline)
-        now_t, base_t = self.table(), base.table()
+        # Compare like with like: only scenarios both reports ran (a `-k` subset, a new case).
+        shared = set(self.df["scenario"]) & set(base.df["scenario"])
+        mine = SuiteReport(self.df[self.df["scenario"].isin(shared)], meta=self.meta)
+        base = SuiteReport(base.df[base.df["scenario"].isin(shared)], meta=base.meta)
+        now_t, base_t = mine.table(), base.table()
         common = [m for m in now_t.index if m in base_t.index]
         if not common:
             msg = (f"The report and its baseline share no model (now {list(now_t.index)!r}, "
@@ -264,7 +269,7 @@ class SuiteReport:
                                         message=f"{m}: mean cost {cc:.6f} USD > baseline "
                                                 f"{bc:.6f} USD + {cost_tolerance:.0%}"))
         if per_scenario:
-            now_s, base_s = self.by_scenario(), base.by_scenario()
+            now_s, base_s = mine.by_scenario(), base.by_scenario()
             for s in now_s.index:
                 for m in common:
                     if s not in base_s.index or m not in now_s.columns or m not in base_s.columns:

@@ -253,6 +253,12 @@ def run_notebook(
     report = validate_notebook(path, params)
     report.raise_for_problems()
     source = Path(path)
+    if kernel_name is None:
+        from agentnb.jobs._validate import read_notebook
+
+        # Old notebooks (v3, hand-written ones) may name no kernel: use the default Python one.
+        spec_meta = read_notebook(source)[0].metadata.get("kernelspec") or {}
+        kernel_name = spec_meta.get("name") or "python3"
     target = Path(out) if out is not None else source.with_name(f"{source.stem}-out.ipynb")
     target.parent.mkdir(parents=True, exist_ok=True)
     job_id = job_id or new_id("job")

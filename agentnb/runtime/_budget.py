@@ -386,7 +386,7 @@ class BudgetScope:
                     elapsed = now - s._started
                     if elapsed > s.limits.wall_s:  # type: ignore[operator]
                         raise _wall_error(s, elapsed)
-            for s in self._chain[:1]:
+            for s in self._chain:
                 sp, rs = s._spent, s._reserved
                 for i, lim in s._checks:
                     if sp[i] + rs[i] + amounts[i] > lim:
@@ -574,9 +574,10 @@ class BudgetScope:
         if missing:
             msg = f"Grant {name!r} gives no amount for limits {missing!r} of scope {self.name!r}."
             raise UsageError(msg, hint=f"Pass them in `Budget(...)`, e.g. `{missing[0]}=...`.")
-        amounts = {k: (v or 0) for k, v in zip(_KEYS, wanted, strict=True)}
-        amounts["usd"] = wanted[_USD] or _ZERO
-        reservation = self.reserve(**amounts)
+        usd, tokens, model_calls, tool_calls, steps, retries = (v or 0 for v in wanted)
+        reservation = self.reserve(
+            usd=Decimal(usd), tokens=int(tokens), model_calls=int(model_calls),
+            tool_calls=int(tool_calls), steps=int(steps), retries=int(retries))
         left = self.remaining()["wall_s"]
         if left is not None and (limits.wall_s is None or limits.wall_s > left):
             # The allotment's own lock never sees this chain, so it inherits the wall time left.
@@ -608,7 +609,7 @@ class BudgetScope:
         if grant is None:
             return Spent(scope_name=self.name)
         returned = [max(grant._amounts[i] - used[i], 0) for i in range(6)]
-        grant.settle(usd=used[_USD], tokens=int(used[1]), model_calls=int(used[2]),
+        grant.settle(usd=Decimal(used[_USD]), tokens=int(used[1]), model_calls=int(used[2]),
                      tool_calls=int(used[3]), steps=int(used[4]), retries=int(used[5]))
         if unpriced and self.parent is not None:
             with self.parent._lock:
@@ -736,13 +737,14 @@ class Reservation:
         held = self._amounts
         scope = self._scope
         unpriced = usd is None or (self._unpriced and usd is UNSET)
-        if usd is UNSET or usd is None:
+        cost: Amount
+        if isinstance(usd, Unset) or usd is None:
             # Unknown cost: under a USD limit charge what was held, since the limit must hold.
-            usd = held[0] if usd is UNSET or scope._usd_limited else _ZERO
-        elif usd.__class__ is not Decimal:
-            usd = _money(usd)
+            cost = held[0] if usd is UNSET or scope._usd_limited else _ZERO
+        else:
+            cost = usd if usd.__class__ is Decimal else _money(usd)
         actual: list[Amount] = [
-            usd,
+            cost,
             held[1] if tokens is UNSET else tokens,
             held[2] if model_calls is UNSET else model_calls,
             held[3] if tool_calls is UNSET else tool_calls,
@@ -750,7 +752,7 @@ class Reservation:
             held[5] if retries is UNSET else retries,
         ]
         moved = [(i, held[i], actual[i]) for i in _IDX if held[i] or actual[i]]
-        if (usd < 0 or actual[1] < 0 or actual[2] < 0 or actual[3] < 0 or actual[4] < 0
+        if (cost < 0 or actual[1] < 0 or actual[2] < 0 or actual[3] < 0 or actual[4] < 0
                 or actual[5] < 0):
             msg = f"Cannot settle a negative amount: {dict(zip(_KEYS, actual, strict=True))!r}."
             raise UsageError(msg)

@@ -15,7 +15,7 @@ from agentnb.core import CostUnknownWarning, Settings
 if TYPE_CHECKING:
     from opentelemetry.trace import Span, Tracer
 
-__all__ = ["audit", "configure_once", "end_span", "flush", "redact_obj", "tracer",
+__all__ = ["aflush", "audit", "configure_once", "end_span", "redact", "redact_obj", "tracer",
            "warn_unpriced"]
 
 # Guards the one-time set-up below (tracing configuration, the redactor) and the warned-model
@@ -35,18 +35,13 @@ def configure_once(settings: Settings) -> None:
     with _lock:
         if _configured == settings.home:
             return
-        from agentnb import tracing
+        from agentnb.governance import default_redactor
+        from agentnb.tracing import configure, set_redactor
 
-        configure = getattr(tracing, "configure", None)
-        if configure is not None:
-            configure(settings)
+        configure(settings)
         if _redactor is None:
-            from agentnb.governance import _redact
-
-            _redactor = _redact.default_redactor()
-            set_redactor = getattr(tracing, "set_redactor", None)
-            if set_redactor is not None:
-                set_redactor(_redactor.redact)
+            _redactor = default_redactor()
+            set_redactor(_redactor.redact)
         _configured = settings.home
 
 
@@ -71,13 +66,11 @@ def tracer() -> Tracer:
     return get()
 
 
-def flush() -> None:
-    """Write every finished span now, when the tracing layer supports it."""
-    from agentnb import tracing
+async def aflush() -> None:
+    """Write every finished span now, off the event loop."""
+    from agentnb.tracing import aflush as flush_spans
 
-    fn = getattr(tracing, "flush", None)
-    if fn is not None:
-        fn()
+    await flush_spans()
 
 
 def end_span(span: Span | None, attrs: dict[str, Any] | None = None) -> None:
@@ -104,7 +97,7 @@ def warn_unpriced(model_id: str) -> None:
 def audit(home: Path, event: str, **fields: Any) -> None:
     """Append one record to the hash-chained audit log under `home/audit/` (blocking: call
     through `asyncio.to_thread`)."""
-    from agentnb.governance import AuditLog  # type: ignore[attr-defined]
+    from agentnb.governance import AuditLog
 
     path = home / "audit" / "audit.jsonl"
     with _lock:

@@ -124,6 +124,7 @@ class Run:
         self._stop_flag = False
         self.children: list[Run] = []
         self.consult_recordings = False
+        self.needs_initial_checkpoint = True
         self.replay_source: str | None = None
         self.replay_plan: dict[str, Any] = {}
         self.append_message(Message.user(task))
@@ -334,6 +335,7 @@ class Run:
             raise UsageError(msg, hint="Define the agent again (run its cell) or pass `agent=`.")
         run = cls.from_state(found, checkpoint.state)
         run.consult_recordings = True
+        run.needs_initial_checkpoint = False
         return run
 
     @classmethod
@@ -372,6 +374,9 @@ class Run:
         try:
             self._begin()
             assert self.scope is not None
+            if self.needs_initial_checkpoint:
+                self.needs_initial_checkpoint = False
+                await self._checkpoint()
             with use_scope(self.scope), trace.use_span(self._span, end_on_exit=False):  # type: ignore[arg-type]
                 return await self._step_once()
         finally:
@@ -402,6 +407,29 @@ class Run:
         completed before the crash is neither repeated nor paid for again.
         """
         return run_sync(self.aresume(raise_on_stop=raise_on_stop))
+
+    def decide(self, call_id: str, decision: str = "approve", *,
+               arguments: dict[str, Any] | None = None, message: str | None = None,
+               approver: str = "user", sticky: bool = False) -> None:
+        """Decide a pending approval (`approve`, `edit`, `deny`, `terminate`) without waiting.
+
+        The next `step()` applies it. See `pending_approvals` for what waits.
+
+        Raises:
+            UsageError: no call `call_id` waits for approval.
+        """
+        from agentnb.governance import Approval
+        from agentnb.runtime._toolstep import decide
+
+        decide(self, call_id, Approval(decision=decision, arguments=arguments,  # type: ignore[arg-type]
+                                       message=message, approver=approver, sticky=sticky))
+
+    async def approve(self, call_id: str, decision: str = "approve", *,
+                      arguments: dict[str, Any] | None = None, message: str | None = None,
+                      approver: str = "user", sticky: bool = False) -> None:
+        """Async twin of `decide`, for widget callbacks on the kernel's loop."""
+        self.decide(call_id, decision, arguments=arguments, message=message,
+                    approver=approver, sticky=sticky)
 
     def stop(self) -> None:
         """Ask the run (and its delegates' runs) to stop before their next step."""
@@ -553,9 +581,13 @@ class Run:
             agent=self.agent.agent_name, parent_run_id=self.parent_run_id)
 
     async def _finish(self) -> None:
+        self._elapsed_prior = self.elapsed_s()
+        self._started = None
         span, self._span = self._span, None
         if span is not None:
             u = self.usage
+            if self.error and self._state == "failed":
+                span.set_status(trace.Status(trace.StatusCode.ERROR, self.error))
             _hooks.end_span(span, {
                 sc.AGENTNB_STATUS: self._state, sc.AGENTNB_STOP_REASON: self.stop_reason,
                 sc.GEN_AI_USAGE_INPUT_TOKENS: u.input_tokens,
@@ -567,9 +599,7 @@ class Run:
                 sc.AGENTNB_OUTPUT: None if self.output is None
                 else _hooks.redact(render_result(_dump_output(self.output))),
             })
-            if self.error and self._state == "failed":
-                span.set_status(trace.Status(trace.StatusCode.ERROR, self.error))
-        await asyncio.to_thread(_hooks.flush)
+        await _hooks.aflush()
 
 
 def _dump_output(output: Any) -> Any:

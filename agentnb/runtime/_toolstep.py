@@ -234,8 +234,8 @@ async def tools_step(run: Run, index: int, started_at: datetime, t0: float) -> S
     executed = 0
     for call, result in zip(run.pending, outcomes, strict=True):
         assert result is not None
-        outcome, _, ran = result
-        executed += ran
+        outcome, replayed, ran = result
+        executed += ran or replayed
         parts.append(ToolResultPart(call_id=call.id, name=call.name, content=outcome.content,
                                     is_error=outcome.is_error))
         records.append(_record(call, result, run.decisions.get(call.id)))

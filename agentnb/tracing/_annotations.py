@@ -1,17 +1,17 @@
-"""Annotations: labels, scores and notes on runs and spans, kept in the trace store."""
+"""Annotations: labels, scores and notes on runs and spans, kept in the trace store.
 
-
-from __future__ import annotations
+No `from __future__ import annotations` here: it would bind the name `annotations`, which this
+module defines as a public function; the one forward reference is quoted instead.
+"""
 
 import math
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agentnb.core import UsageError
 from agentnb.tracing._spans import flush, redact, store
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     import pandas as pd
 
 __all__ = ["annotate", "annotations"]
@@ -87,7 +87,7 @@ def annotations(
     label: str | None = None,
     author: str | None = None,
     home: Path | str | None = None,
-) -> pd.DataFrame:
+) -> "pd.DataFrame":
     """Stored annotations, oldest first, optionally for one target, one run, a label or an author.
 
     `run_id=` also returns the annotations on that run's spans.

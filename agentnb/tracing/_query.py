@@ -339,7 +339,7 @@ def format_traces(df: pd.DataFrame, fmt: Literal["table", "json"] = "table") -> 
             return "No runs recorded."
         wanted = _SPAN_TABLE_COLUMNS if "name" in df.columns else _TABLE_COLUMNS
         columns = [c for c in wanted if c in df.columns] or list(df.columns)
-        view = df[columns].copy()
+        view: Any = df[columns].copy()
         if "usd" in view.columns:
             view["usd"] = view["usd"].map(
                 lambda v: "" if v is None or math.isnan(v) else f"{v:.6f}")

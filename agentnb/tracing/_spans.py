@@ -171,11 +171,11 @@ def configure(settings: Settings) -> None:
     """
     st = _state()
     home = Path(settings.home).expanduser().absolute()
-    if settings.trace and (st.store is None or st.home != home):
+    if settings.trace and (st.store is None or st.store.closed or st.home != home):
         from agentnb.tracing._store import open_store
 
         new_store = open_store(home)
-        if st.store is not None:
+        if st.store is not None and not st.store.closed:
             flush()
         st.store = new_store
     st.home = home
@@ -250,7 +250,7 @@ def store(home: Path | str | None = None) -> TraceStore:
 
     if home is None:
         st = _state()
-        if st.store is not None:
+        if st.store is not None and not st.store.closed:
             return st.store
         return open_store(current_home())
     return open_store(Path(home))

@@ -257,6 +257,11 @@ class TraceStore:
 
         return self._write("annotate in", run)
 
+    @property
+    def closed(self) -> bool:
+        """Whether `close()` was called."""
+        return self._writer is None
+
     def count_spans(self) -> int:
         """How many spans the store holds."""
         return int(self.query("SELECT count(*) FROM spans")[0][0])
@@ -282,7 +287,7 @@ def open_store(home: Path) -> TraceStore:
     path = (Path(home).expanduser() / "traces.db").absolute()
     with _STORES_LOCK:
         found = _STORES.get(path)
-        if found is not None and found._writer is not None:
+        if found is not None and not found.closed:
             return found
         opened = TraceStore(path)
         _STORES[path] = opened

@@ -171,7 +171,7 @@ def test_settle_usage_counts_input_plus_output_tokens() -> None:
 
 
 def test_budget_exceeded_fields_and_atomicity() -> None:
-    """The refusing scope is named with limit, settled spend, request and reserved; nothing is held."""
+    """The refusing scope names limit, settled spend, request and reserved; nothing is held."""
     nb = BudgetScope(Budget(usd="1.00"), name="notebook", kind="notebook")
     run = nb.child("run-1", "run", Budget(usd=5, tokens=10_000))
     run.reserve(usd=D("0.30")).settle(usd=D("0.25"))

@@ -13,6 +13,8 @@ from agentnb.runtime import Agent, Budget, budget, spent, tool
 
 from ._helpers import call, priced
 
+pytestmark = pytest.mark.timeout(30)
+
 
 @tool
 def noop(n: int) -> str:

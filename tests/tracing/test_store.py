@@ -227,3 +227,45 @@ def test_spans_are_written_at_interpreter_exit(tmp_path: Path) -> None:
     """)
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
     assert store(home).query("SELECT count(*) FROM spans") == [(3000,)]
+
+
+def test_background_write_failure_surfaces_at_flush() -> None:
+    """A write that fails on the writer thread is raised by the next flush(), then recovers."""
+    from agentnb.tracing import _spans
+
+    store().close()
+    with tracer().start_as_current_span("lost", attributes={sc.AGENTNB_RUN_ID: "run_lost"}):
+        pass
+    time.sleep(0.6)  # let the writer thread try (and fail) on its timer
+    with pytest.raises(StoreError, match="closed"):
+        flush()
+    flush()  # the error is reported once
+    configure(resolve())  # re-configuring reopens the closed store
+    with tracer().start_as_current_span("kept", attributes={sc.AGENTNB_RUN_ID: "run_kept"}):
+        pass
+    flush()
+    assert store().query("SELECT run_id FROM spans") == [("run_kept",)]
+    assert _spans._state().store is store()
+
+
+def test_forked_child_writes_its_own_spans(tmp_path: Path) -> None:
+    """After a fork the child starts a fresh writer and connection and its spans are stored."""
+    import multiprocessing
+
+    home = tmp_path / "fork"
+    configure(resolve(home=home))
+    with tracer().start_as_current_span("parent", attributes={sc.AGENTNB_RUN_ID: "run_parent"}):
+        pass
+    flush()
+
+    def child() -> None:
+        with tracer().start_as_current_span("child", attributes={sc.AGENTNB_RUN_ID: "run_kid"}):
+            pass
+        flush()
+
+    proc = multiprocessing.get_context("fork").Process(target=child)
+    proc.start()
+    proc.join(30)
+    assert proc.exitcode == 0
+    assert store(home).query("SELECT run_id FROM spans ORDER BY run_id") == [
+        ("run_kid",), ("run_parent",)]

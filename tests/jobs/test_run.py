@@ -1,0 +1,139 @@
+"""`run_notebook` in a real kernel through papermill and the `agentnb` engine."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from agentnb.core import JobFailed, NotebookInvalid, RunStopped, UsageError
+from agentnb.jobs import JobResult, run_notebook
+
+NOTEBOOKS = Path(__file__).parents[1] / "notebooks"
+
+
+def _run(name: str, tmp_path: Path, **kw: object) -> tuple[JobResult, nbformat.NotebookNode]:
+    out = tmp_path / f"{name}-out.ipynb"
+    result = run_notebook(NOTEBOOKS / f"{name}.ipynb", out, **kw)  # type: ignore[arg-type]
+    return result, nbformat.read(str(out), as_version=4)
+
+
+def test_ok_notebook_with_parameters(tmp_path: Path) -> None:
+    """A passing notebook exits 0; parameters reach the kernel; cells carry agentnb metadata."""
+    result, nb = _run("ok", tmp_path, parameters={"n": 3})
+    assert (result.status, result.exit_code, result.failed_cell) == ("done", 0, None)
+    assert nb.cells[-1].outputs[0]["data"]["text/plain"] == "63"
+    assert all(c.metadata["agentnb"]["status"] == "ok" for c in nb.cells)
+    assert nb.metadata["agentnb"]["status"] == "done"
+    assert (Path(result.job_dir or "") / "ledger.json").exists() is False  # agentnb unused
+
+
+def test_raises_in_cell_3_points_at_the_cell(tmp_path: Path) -> None:
+    """A cell error fails the job (exit 1) naming the input notebook's cell index and error."""
+    result, nb = _run("raises_cell3", tmp_path)
+    assert (result.status, result.exit_code, result.failed_cell) == ("failed", 1, 3)
+    assert result.error == "ValueError: bad value 2"
+    statuses = [c.metadata.get("agentnb", {}).get("status") for c in nb.cells
+                if c.cell_type == "code"]
+    assert statuses == ["ok", "ok", "ok", "error", "skipped"]
+    with pytest.raises(JobFailed) as info:
+        result.raise_for_status()
+    assert info.value.cell_index == 3 and info.value.ename == "ValueError"
+
+
+def test_sys_exit_0_is_success_and_stops_early(tmp_path: Path) -> None:
+    """`sys.exit(0)` ends the job successfully; later cells do not run."""
+    result, nb = _run("exit0", tmp_path)
+    assert (result.status, result.exit_code) == ("done", 0)
+    assert nb.cells[-1].metadata["agentnb"]["status"] == "skipped"
+    assert nb.cells[-1].outputs == []
+
+
+def test_sys_exit_1_is_a_failure(tmp_path: Path) -> None:
+    """`sys.exit(1)` fails the job at that cell."""
+    result, _ = _run("exit1", tmp_path)
+    assert (result.status, result.exit_code, result.failed_cell) == ("failed", 1, 1)
+    assert result.error == "SystemExit: 1"
+
+
+def test_no_parameters_cell_injects_at_top(tmp_path: Path) -> None:
+    """Without a parameters cell the notebook still runs (parameters go on top)."""
+    result, nb = _run("no_params", tmp_path)
+    assert result.exit_code == 0
+    assert nb.cells[-1].outputs[0]["data"]["text/plain"] == "42"
+
+
+def test_v3_notebook_runs_upgraded(tmp_path: Path) -> None:
+    """A v3 notebook is upgraded and executed."""
+    result, nb = _run("v3_format", tmp_path)
+    assert result.exit_code == 0 and nb.nbformat == 4
+    assert nb.cells[0].outputs[0]["data"]["text/plain"] == "1"
+
+
+@pytest.mark.parametrize("name", ["invalid_schema", "duplicate_ids"])
+def test_invalid_notebooks_are_refused_before_a_kernel(name: str, tmp_path: Path) -> None:
+    """Schema errors and duplicate cell ids raise NotebookInvalid (exit 2); nothing is written."""
+    with pytest.raises(NotebookInvalid):
+        run_notebook(NOTEBOOKS / f"{name}.ipynb", tmp_path / "out.ipynb")
+    assert not (tmp_path / "out.ipynb").exists()
+
+
+@pytest.mark.parametrize(("params", "named"), [({"nope": 1}, "nope"), ({"n": "x"}, "n")])
+def test_bad_parameters_name_the_parameter(params: dict[str, object], named: str,
+                                           tmp_path: Path) -> None:
+    """An unknown parameter or a wrong type is a UsageError naming it."""
+    with pytest.raises(UsageError, match=repr(named)):
+        run_notebook(NOTEBOOKS / "ok.ipynb", tmp_path / "out.ipynb", parameters=params)
+
+
+def test_bad_limits_and_approvals_are_usage_errors(tmp_path: Path) -> None:
+    """Negative budgets and an approvals value that is not deny/allow/a file are refused."""
+    with pytest.raises(UsageError, match="budget_usd"):
+        run_notebook(NOTEBOOKS / "ok.ipynb", budget_usd="-1")
+    with pytest.raises(UsageError, match="approvals"):
+        run_notebook(NOTEBOOKS / "ok.ipynb", approvals=str(tmp_path / "missing.yaml"))
+
+
+def test_over_budget_stops_with_spend_within_limit(tmp_path: Path) -> None:
+    """A job that would pass its budget stops (exit 3); spend <= budget; per-cell spend recorded."""
+    result, nb = _run("over_budget", tmp_path, budget_usd="0.05")
+    assert (result.status, result.stop_reason, result.exit_code) == ("stopped", "budget", 3)
+    assert Decimal(0) < result.spend_usd <= Decimal("0.05")
+    cells = [c.metadata["agentnb"] for c in nb.cells if c.cell_type == "code"]
+    assert [c["status"] for c in cells] == ["ok", "ok", "ok", "stopped", "skipped"]
+    assert cells[2]["spend_usd"] == pytest.approx(0.02) and cells[2]["steps"] == 2
+    assert result.failed_cell == 3
+    assert sum(c["spend_usd"] for c in cells) == pytest.approx(float(result.spend_usd))
+    assert nb.metadata["agentnb"]["spend_usd"] == pytest.approx(float(result.spend_usd))
+    with pytest.raises(RunStopped):
+        result.raise_for_status()
+
+
+def test_max_steps_limits_the_job(tmp_path: Path) -> None:
+    """`max_steps` is a job-wide limit too."""
+    result, _ = _run("over_budget", tmp_path, max_steps=3)
+    assert (result.status, result.stop_reason, result.steps) == ("stopped", "budget", 3)
+
+
+@pytest.mark.slow
+def test_wall_time_stops_the_whole_notebook(tmp_path: Path) -> None:
+    """A notebook past its wall time is stopped (exit 3, wall_time); the output is readable."""
+    result, nb = _run("slow", tmp_path, wall_s=4.0)
+    assert (result.status, result.stop_reason, result.exit_code) == ("stopped", "wall_time", 3)
+    assert result.duration_s < 15
+    assert not result.spend_exact
+    assert nb.cells[-1].metadata["agentnb"]["status"] == "skipped"
+
+
+def test_needs_approval_is_denied_headless(tmp_path: Path) -> None:
+    """Under a job, a tool needing approval is decided by `approvals=` (deny) without blocking."""
+    import agentnb
+
+    if not hasattr(agentnb, "Agent"):
+        pytest.skip("needs the runtime's anb.Agent")
+    result, nb = _run("needs_approval", tmp_path, budget_usd="1.0", wall_s=60.0)
+    assert result.exit_code == 0, result.error
+    text = "".join(o.get("text", "") for o in nb.cells[-1].outputs)
+    assert text.split()[0] in {"done", "stopped"}

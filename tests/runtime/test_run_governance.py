@@ -1,0 +1,151 @@
+"""Policy, approvals, workspace confinement, audit and redaction inside runs."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from agentnb.core import Message, run_sync
+from agentnb.governance import AutoApprove, Policy, audit, register_secret
+from agentnb.models import FunctionInfo, FunctionModel
+from agentnb.runtime import Agent, tool
+
+from ._helpers import call, last_results
+
+pytestmark = pytest.mark.timeout(30)
+
+sent: list[str] = []
+
+
+@tool(effects={"network"})
+def send(to: str) -> str:
+    """Send a message."""
+    sent.append(to)
+    return f"sent to {to}"
+
+
+@tool(effects={"money"})
+def pay(amount: int) -> str:
+    """Pay."""
+    return "paid"
+
+
+@tool(effects={"write"})
+def save(path: Path, text: str) -> str:
+    """Save a file."""
+    path.write_text(text)
+    return str(path)
+
+
+def _echo_model(first: object) -> FunctionModel:
+    def fn(m: list[Message], info: FunctionInfo) -> object:
+        if info.call_index == 0:
+            return first
+        return " / ".join(f"{r.is_error}:{r.content}" for r in last_results(m))
+
+    return FunctionModel(fn)
+
+
+def _audit_records(home: Path) -> list[dict[str, object]]:
+    path = home / "audit" / "audit.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_policy_deny_is_an_error_result_and_audited() -> None:
+    """A denied call never runs; the model sees why; the decision is in the audit log."""
+    agent = Agent(model=_echo_model(call("pay", amount=5)), tools=[pay],
+                  policy=Policy(allow={"read"}, deny={"money"}))
+    result = agent.run("go")
+    assert result.output.startswith("True:Denied by policy (deny:money)")
+    assert result.steps[1].tool_calls[0].status == "denied"
+    assert result.usage.tool_calls == 0
+    home = agent.resolved_settings.home
+    events = [(r.get("event"), r.get("decision")) for r in _audit_records(home)]
+    assert ("policy", "deny") in events
+    assert audit.verify(home / "audit" / "audit.jsonl").ok
+
+
+def test_sync_run_denies_approvals_with_a_hint() -> None:
+    """Under a blocking agent.run an approval cannot be clicked: denied, recorded, hinted."""
+    sent.clear()
+    agent = Agent(model=_echo_model(call("send", to="a@example.com")), tools=[send],
+                  policy=Policy(approve={"network"}))
+    result = agent.run("go")
+    assert sent == []
+    assert [s.kind for s in result.steps] == ["model", "approval", "tools", "model"]
+    assert "await agent.arun" in result.output
+    assert result.steps[1].tool_calls[0].status == "denied"
+
+
+def test_approver_approves_and_the_call_runs() -> None:
+    """A non-interactive approver's decision applies in sync runs too."""
+    sent.clear()
+    agent = Agent(model=_echo_model(call("send", to="b@example.com")), tools=[send],
+                  policy=Policy(approve={"network"}), approver=AutoApprove())
+    result = agent.run("go")
+    assert sent == ["b@example.com"]
+    assert result.steps[1].tool_calls[0].decision == "approve by auto-approve"
+
+
+def test_awaiting_approval_decided_from_outside() -> None:
+    """Step-through: the run waits in awaiting_approval; decide(edit) changes the arguments."""
+    sent.clear()
+    agent = Agent(model=_echo_model(call("send", "c9", to="evil@example.com")), tools=[send],
+                  policy=Policy(approve={"network"}))
+    run = agent.start("go")
+    run.step()
+    assert run.state == "awaiting_approval"
+    (request,) = run.pending_approvals
+    assert (request.tool, request.call_id, request.arguments) == (
+        "send", "c9", {"to": "evil@example.com"})
+    run_sync(run.approve("c9", "edit", arguments={"to": "ok@example.com"}))
+    step = run.step()
+    assert (step.kind, step.tool_calls[0].status, run.state) == ("approval", "edited", "ready")
+    run.run_to_end()
+    assert sent == ["ok@example.com"]
+
+
+def test_terminate_stops_with_policy() -> None:
+    """An approver's terminate stops the run with stop_reason policy."""
+    agent = Agent(model=_echo_model(call("send", "c1", to="x")), tools=[send],
+                  policy=Policy(approve={"network"}))
+    run = agent.start("go")
+    run.step()
+    run.decide("c1", "terminate", message="no")
+    result = run.run_to_end()
+    assert (result.status, result.stop_reason) == ("stopped", "policy")
+
+
+def test_workspace_confinement(tmp_path: Path) -> None:
+    """Path arguments outside Policy(workspace=...) are refused; inside ones are resolved."""
+    ws = tmp_path / "sandbox"
+    ws.mkdir()
+    model = _echo_model([call("save", "a", path="notes.txt", text="hi"),
+                         call("save", "b", path="../escape.txt", text="x")])
+    agent = Agent(model=model, tools=[save], policy=Policy(allow={"write"}, workspace=ws))
+    result = agent.run("go")
+    assert (ws / "notes.txt").read_text() == "hi"
+    assert not (tmp_path / "escape.txt").exists()
+    assert [c.status for c in result.steps[1].tool_calls] == ["ok", "denied"]
+
+
+def test_secrets_never_reach_checkpoints_or_recordings() -> None:
+    """A registered secret in tool arguments and results is redacted in the store."""
+    secret = "sk-test-" + os.urandom(8).hex()
+    register_secret(secret)
+
+    @tool
+    def echo(value: str) -> str:
+        """Echo."""
+        return value
+
+    agent = Agent(model=_echo_model(call("echo", value=secret)), tools=[echo])
+    result = agent.run("go")
+    store = agent.start("x").store
+    dumped = json.dumps(store.load_checkpoint(result.run_id).state)
+    recorded = json.dumps([r.payload for r in store.recordings(result.run_id)])
+    assert secret not in dumped
+    assert secret not in recorded
