@@ -74,7 +74,8 @@ def load_labelled(path: str | Path | None = None) -> LabelledSet:
         >>> len(data.cases) >= 30
         True
     """
-    file = Path(path) if path is not None else Path(__file__).parent / "data" / "support_replies.json"
+    default = Path(__file__).parent / "data" / "support_replies.json"
+    file = Path(path) if path is not None else default
     raw = json.loads(file.read_text(encoding="utf-8"))
     task = raw.get("task", "")
     cases = tuple(Labelled(output=c["output"], label=bool(c["label"]), task=c.get("task", task),
@@ -88,7 +89,7 @@ def _coerce(item: Any) -> Labelled:
     if isinstance(item, Mapping):
         return Labelled(output=str(item["output"]), label=bool(item["label"]),
                         task=str(item.get("task", "")), expected=item.get("expected"))
-    if isinstance(item, Sequence) and not isinstance(item, str) and len(item) == 2:  # noqa: PLR2004
+    if isinstance(item, Sequence) and not isinstance(item, str) and len(item) == 2:
         return Labelled(output=str(item[0]), label=bool(item[1]))
     msg = f"Cannot read {item!r} as a labelled example."
     raise UsageError(msg, hint="Pass `Labelled(output=..., label=True)`, a dict with `output` and "
@@ -145,7 +146,7 @@ class CalibrationReport(BaseModel):
     """Examples where the judge gave no valid verdict (counted as `fail`)."""
     cost_usd: float = 0.0
     """What grading cost."""
-    disagreements: list[dict[str, Any]] = []  # noqa: RUF012 - pydantic copies defaults
+    disagreements: list[dict[str, Any]] = []
     """The examples where judge and human differ: output, label, verdict, reason."""
 
     def confusion_matrix(self) -> Any:

@@ -94,7 +94,7 @@ class Check:
             value = self.fn(outcome)
             if inspect.isawaitable(value):
                 value = await value
-        except Exception as exc:  # noqa: BLE001 - a broken check is reported as a failure
+        except Exception as exc:
             return _result(self.name, False, f"the check raised {type(exc).__name__}: {exc}")
         return value
 
@@ -445,10 +445,10 @@ def _call_user(fn: Callable[..., Any], arg: Any, label: str) -> Any:
     value = fn(arg)
     if isinstance(value, CheckResult):
         return value
-    if isinstance(value, tuple) and len(value) == 2:  # noqa: PLR2004 - (passed, reason)
+    if isinstance(value, tuple) and len(value) == 2:
         return _result(label, bool(value[0]), str(value[1]))
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return _result(label, value >= 0.5, f"score {value}", score=float(value))  # noqa: PLR2004
+        return _result(label, value >= 0.5, f"score {value}", score=float(value))
     return _result(label, bool(value), "returned " + repr(value)[:80])
 
 

@@ -181,10 +181,10 @@ def gate_notebook(notebook: str | Path, suite: Suite | str, agent: Agent | None 
         msg = (f"Suite {suite.name!r} did not pass for {str(notebook)!r}: "
                f"{'; '.join(problems)}. Failed: {failed!r}. The notebook was not stamped.")
         raise SuiteFailed(msg, summary=summary,
-                          hint="Fix the failing scenarios (see `report.failures()`), then gate again.")
+                          hint="Fix the failing scenarios (`report.failures()`), then gate again.")
     provenance = Provenance(
         notebook_sha256=notebook_hash(notebook), parameters=dict(parameters or {}),
-        models=summary["models"] and list(summary["models"]) or model_list,
+        models=(summary["models"] and list(summary["models"])) or model_list,
         price_table_version=price_table_version(), suite=summary,
         agentnb_version=agentnb.__version__,
         stamped_at=datetime.now(UTC).isoformat(timespec="seconds"))

@@ -114,7 +114,8 @@ class Suite:
                    concurrency: int = 8, budget: Budget | float | Decimal | None = None,
                    seed: int = 0) -> SuiteReport:
         """Async twin of `run`."""
-        from agentnb.runtime import Budget, budget as budget_scope
+        from agentnb.runtime import Budget
+        from agentnb.runtime import budget as budget_scope
 
         if repeats < 1 or concurrency < 1:
             msg = f"repeats and concurrency must be >= 1, got {repeats!r} and {concurrency!r}."
@@ -132,10 +133,10 @@ class Suite:
         limits = (budget if isinstance(budget, Budget) or budget is None
                   else Budget(usd=Decimal(str(budget))))
         started = time.perf_counter()
-        async with budget_scope(limits or Budget(), name=f"suite {self.name}"):
-            async with asyncio.TaskGroup() as group:
-                for i, (s, m, r) in enumerate(jobs):
-                    group.create_task(one(i, s, m, r))
+        async with (budget_scope(limits or Budget(), name=f"suite {self.name}"),
+                    asyncio.TaskGroup() as group):
+            for i, (s, m, r) in enumerate(jobs):
+                group.create_task(one(i, s, m, r))
         meta = {"suite": self.name, "models": [_model_id(m) for m in model_list],
                 "repeats": repeats, "scenarios": [s.name for s in self.scenarios],
                 "wall_s": round(time.perf_counter() - started, 3)}

@@ -176,7 +176,7 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     if marker is None:
         return None
     state = pyfuncitem.config.stash[_STATE]
-    kwargs = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}  # noqa: SLF001
+    kwargs = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
     value = pyfuncitem.obj(**kwargs)
     suite = _as_suite(value, marker.kwargs.get("environment"), pyfuncitem.name)
     agent = marker.kwargs.get("agent") or (marker.args[0] if marker.args else None)

@@ -259,17 +259,19 @@ class Run:
 
     def state_dict(self) -> dict[str, Any]:
         """The run's state as JSON-able data (what each checkpoint holds)."""
+        # Messages and steps were redacted once, as they were appended; the rest is small.
+        small = _hooks.redact_obj({
+            "pending": [c.model_dump(mode="json") for c in self.pending],
+            "decisions": self.decisions, "sticky": self.sticky, "loop": self.loop.to_dict(),
+            "output": _dump_output(self.output), "error": self.error, "task": self.task})
         return {
             "v": STATE_VERSION, "run_id": self.run_id, "parent_run_id": self.parent_run_id,
-            "agent": self.agent.agent_name, "task": self.task, "state": self._state,
+            "agent": self.agent.agent_name, "state": self._state,
             "messages": list(self._message_dumps), "chain": list(self._chain),
-            "steps": list(self._step_dumps),
-            "pending": [c.model_dump(mode="json") for c in self.pending],
-            "decisions": dict(self.decisions), "sticky": dict(self.sticky),
+            "steps": list(self._step_dumps), **small,
             "usage": self.usage.model_dump(mode="json"), "retries": self.retries,
-            "occurrences": dict(self.occurrences), "loop": self.loop.to_dict(),
-            "output": _hooks.redact_obj(_dump_output(self.output)),
-            "stop_reason": self.stop_reason, "error": self.error,
+            "occurrences": dict(self.occurrences),
+            "stop_reason": self.stop_reason,
             "elapsed_s": self.elapsed_s(),
             "wrap_note": list(self.wrap_note) if self.wrap_note else None,
             "model_mark": self.model_mark,

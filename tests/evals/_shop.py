@@ -10,7 +10,7 @@ WORLD = envs.Catalogue(seed=7)
 
 def scenarios(world: envs.Catalogue = WORLD) -> list[Scenario]:
     """Support tasks whose checks inspect the reply, the trajectory and the world afterwards."""
-    o42, o45, o51 = world.orders[42], world.orders[45], world.orders[51]
+    o42, _o45, o51 = world.orders[42], world.orders[45], world.orders[51]
     p = world.products[3]
     noun = p.name.split()[-1]
     return [

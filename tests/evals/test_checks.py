@@ -10,7 +10,7 @@ import pytest
 from pydantic import BaseModel
 
 import agentnb as anb
-from agentnb.core import UsageError, Usage
+from agentnb.core import Usage, UsageError
 from agentnb.evals import Outcome, Scenario, checks, envs
 
 
@@ -65,7 +65,9 @@ def test_output_checks() -> None:
     assert checks.exact("refunded $12.50 for order 42.", case=False).evaluate(o).passed
     assert checks.contains("refunded", "42").evaluate(o).passed
     miss = checks.contains("refunded", "99").evaluate(o)
-    assert not miss.passed and miss.score == 0.5 and "99" in miss.reason
+    assert not miss.passed
+    assert miss.score == 0.5
+    assert "99" in miss.reason
     assert checks.contains("x", "42", any_of=True).evaluate(o).passed
     assert checks.regex(r"\$\d+\.\d\d").evaluate(o).passed
     assert not checks.regex(r"€").evaluate(o).passed
@@ -105,9 +107,11 @@ def test_trajectory_checks() -> None:
     assert not checks.tool_not_called("refund").evaluate(o).passed
     assert checks.call_order(["lookup_order", "refund"]).evaluate(o).passed
     assert not checks.call_order(["refund", "lookup_order"]).evaluate(o).passed
-    assert checks.max_steps(5).evaluate(o).passed and not checks.max_steps(4).evaluate(o).passed
+    assert checks.max_steps(5).evaluate(o).passed
+    assert not checks.max_steps(4).evaluate(o).passed
     retry = checks.no_retries().evaluate(o)
-    assert not retry.passed and "step 3" in retry.reason
+    assert not retry.passed
+    assert "step 3" in retry.reason
     assert checks.no_denied().evaluate(o).passed
 
 
@@ -123,10 +127,12 @@ def test_cost_latency_status_custom() -> None:
     assert not checks.status("done").evaluate(outcome(status="stopped")).passed
     assert checks.custom(lambda o: "42" in o.text).evaluate(o).passed
     pair = checks.custom(lambda o: (False, "too short")).evaluate(o)
-    assert not pair.passed and pair.reason == "too short"
+    assert not pair.passed
+    assert pair.reason == "too short"
     assert checks.custom(lambda o: 0.75).evaluate(o).score == 0.75
     broken = checks.custom(lambda o: 1 / 0, name="broken").evaluate(o)
-    assert not broken.passed and "ZeroDivisionError" in broken.reason
+    assert not broken.passed
+    assert "ZeroDivisionError" in broken.reason
 
 
 def test_env_check_inspects_the_world() -> None:
@@ -136,7 +142,8 @@ def test_env_check_inspects_the_world() -> None:
     o = Outcome(scenario=SCENARIO, result=Result("ok"), environment=world)
     assert checks.env_check(lambda env: env.refunds[42] == 12.5).evaluate(o).passed
     missing = checks.env_check(lambda env: env.refunds[43] == 1).evaluate(o)
-    assert not missing.passed and "KeyError" in missing.reason
+    assert not missing.passed
+    assert "KeyError" in missing.reason
     assert not checks.env_check(lambda env: True).evaluate(outcome()).passed
 
 

@@ -44,7 +44,8 @@ def test_labelled_set_is_real_and_balanced() -> None:
     assert len(DATA.cases) >= 30
     labels = [c.label for c in DATA.cases]
     assert 0.3 < sum(labels) / len(labels) < 0.7
-    assert DATA.rubric and all(c.task == DATA.task for c in DATA.cases)
+    assert DATA.rubric
+    assert all(c.task == DATA.task for c in DATA.cases)
 
 
 def test_heuristic_judge_is_trustworthy() -> None:
@@ -53,7 +54,9 @@ def test_heuristic_judge_is_trustworthy() -> None:
                   cache=False)
     report = calibrate(judge, DATA)
     assert report.n == len(DATA.cases)
-    assert report.trustworthy and report.kappa >= 0.6 and report.accuracy >= 0.8
+    assert report.trustworthy
+    assert report.kappa >= 0.6
+    assert report.accuracy >= 0.8
     c = report.confusion
     assert c["tp"] + c["fp"] + c["fn"] + c["tn"] == report.n
     assert len(report.disagreements) == c["fp"] + c["fn"]
@@ -101,7 +104,8 @@ def test_invalid_reply_is_retried_once() -> None:
     judge = Judge("ok?", model=FunctionModel(lambda m, i: next(replies), name="flaky"),
                   cache=False, threshold=0.7)
     verdict = judge.judge(output="answer")
-    assert verdict.passed and verdict.score == 0.8
+    assert verdict.passed
+    assert verdict.score == 0.8
     never = Judge("ok?", model=FunctionModel(lambda m, i: "nope", name="never"), cache=False)
     with pytest.raises(JudgeError, match="after a retry"):
         never.judge(output="answer")
@@ -121,8 +125,11 @@ def test_verdicts_are_cached_by_content() -> None:
     second = judge.judge(output="same answer")
     third = judge.judge(output="another answer")
     assert len(calls) == 2
-    assert not first.cached and second.cached and not third.cached
-    assert first.cost_usd > 0 and second.cost_usd == 0
+    assert not first.cached
+    assert second.cached
+    assert not third.cached
+    assert first.cost_usd > 0
+    assert second.cost_usd == 0
 
 
 def test_judge_cost_draws_from_the_budget() -> None:
@@ -152,7 +159,8 @@ def test_panel_votes() -> None:
     assert not Judge.vote([yes, no, no]).judge(output="a").passed
     assert not Judge.vote([yes, no], rule="unanimous").judge(output="a").passed
     verdict = Judge.vote([no, yes], rule="any").judge(output="a")
-    assert verdict.passed and "1/2 passed" in verdict.reason
+    assert verdict.passed
+    assert "1/2 passed" in verdict.reason
     with pytest.raises(JudgeError):
         Judge.vote([yes], rule="plurality")  # type: ignore[arg-type]
 
@@ -165,4 +173,5 @@ def test_judge_check_reports_reason() -> None:
                    cache=False)
     o = Outcome(scenario=Scenario("s", DATA.task), result=type("R", (), {"output": "Done."})())
     result = checks.judge(strict).evaluate(o)
-    assert not result.passed and "amount=False" in result.reason
+    assert not result.passed
+    assert "amount=False" in result.reason

@@ -17,8 +17,8 @@ def pytest_run(tmp_path: Path, *args: str, env: dict[str, str] | None = None
     """Run pytest on the example file with the plugin, as a user would."""
     # The installed `pytest11` entry point registers the plugin as `agentnb`; `-p no:agentnb`
     # lets the explicit `-p agentnb.evals.pytest_plugin` load it under its module name instead.
-    cmd = [sys.executable, "-m", "pytest", "-p", "no:agentnb", "-p",
-           "agentnb.evals.pytest_plugin", str(EXAMPLE), "-q", "-p", "no:cacheprovider", *args]
+    cmd = [sys.executable, "-m", "pytest", "-p", "no:agentnb", "-p", "agentnb.evals.pytest_plugin",
+           str(EXAMPLE), "-q", "-p", "no:cacheprovider", *args]
     return subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120,
                           env={**os.environ, **(env or {})}, check=False)
 
@@ -33,7 +33,8 @@ def test_plugin_pass_fail_and_regression(tmp_path: Path) -> None:
     ok = pytest_run(tmp_path, "--agentnb", "--agentnb-model", "sim:expert", "-k", "not tone",
                     "--agentnb-save", "base.json")
     assert ok.returncode == 0, ok.stdout
-    assert "2 passed" in ok.stdout and "agentnb evals" in ok.stdout
+    assert "2 passed" in ok.stdout
+    assert "agentnb evals" in ok.stdout
     assert (tmp_path / "base.json").exists()
 
     failed = pytest_run(tmp_path, "--agentnb", "--agentnb-model", "sim:expert", "-k", "tone")
@@ -41,7 +42,8 @@ def test_plugin_pass_fail_and_regression(tmp_path: Path) -> None:
     out = failed.stdout
     assert "FAILED judge('The reply opens by greeting the customer.')" in out
     assert "instead of greeting the customer" in out
-    assert "lookup_order({\"order_id\": 42}) [ok]" in out and "trajectory:" in out
+    assert "lookup_order({\"order_id\": 42}) [ok]" in out
+    assert "trajectory:" in out
 
     regressed = pytest_run(tmp_path, "--agentnb", "--agentnb-model", "sim:expert", "-k",
                            "not tone", "--agentnb-baseline", "base.json",

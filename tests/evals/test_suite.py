@@ -34,7 +34,8 @@ def test_stronger_model_passes_more_and_costs_more() -> None:
     assert list(table.index) == MODELS
     assert (table["n"] == 18).all()
     rates, costs = table["pass_rate"].tolist(), table["mean_cost_usd"].tolist()
-    assert rates[0] < rates[2] and rates[1] <= rates[2]
+    assert rates[0] < rates[2]
+    assert rates[1] <= rates[2]
     assert costs[0] < costs[1] < costs[2]
     assert (table["ci_low"] <= table["pass_rate"]).all()
     assert (table["pass_rate"] <= table["ci_high"]).all()
@@ -100,7 +101,8 @@ def test_save_load_compare(tmp_path: Path) -> None:
     assert {r.scenario for r in per if r.scenario} == {"s7", "s8", "s9"}
     with pytest.raises(RegressionDetected) as info:
         worse.assert_no_regression(path)
-    assert info.value.regressions and "pass rate 0.70" in str(info.value)
+    assert info.value.regressions
+    assert "pass rate 0.70" in str(info.value)
     good.assert_no_regression(path)
     with pytest.raises(UsageError):
         SuiteReport.load(tmp_path / "missing.json")
@@ -109,9 +111,11 @@ def test_save_load_compare(tmp_path: Path) -> None:
 def test_wilson_interval() -> None:
     """The Wilson interval matches the textbook values and stays inside 0..1."""
     low, high = wilson_interval(0, 10)
-    assert low == 0.0 and 0.27 < high < 0.28
+    assert low == 0.0
+    assert 0.27 < high < 0.28
     low, high = wilson_interval(10, 10)
-    assert 0.72 < low < 0.73 and high == 1.0
+    assert 0.72 < low < 0.73
+    assert high == 1.0
 
 
 def test_suite_validation() -> None:
@@ -140,8 +144,10 @@ def test_gate_stamps_only_when_the_suite_passes(tmp_path: Path) -> None:
                          parameters={"region": "eu"})
     stamped = json.loads(nb.read_text())["metadata"]["agentnb"]["provenance"]
     assert stamped["notebook_sha256"] == notebook_hash(nb) == prov.notebook_sha256
-    assert stamped["models"] == ["sim:expert"] and stamped["parameters"] == {"region": "eu"}
-    assert stamped["price_table_version"] and stamped["suite"]["pass_rate"] == 1.0
+    assert stamped["models"] == ["sim:expert"]
+    assert stamped["parameters"] == {"region": "eu"}
+    assert stamped["price_table_version"]
+    assert stamped["suite"]["pass_rate"] == 1.0
     assert prov.matches(nb)
     before = nb.read_text()
     failing = Suite([Scenario("never", "Look up order 42.",
