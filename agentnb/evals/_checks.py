@@ -155,8 +155,8 @@ def regex(pattern: str, *, flags: int = re.IGNORECASE) -> Check:
     """The output matches `pattern` (`re.search`; case-insensitive by default).
 
     Example:
-        >>> regex(r"\\$\\d+").name
-        "regex('\\\\$\\\\d+')"
+        >>> regex("[0-9]+ USD").name
+        "regex('[0-9]+ USD')"
     """
     compiled = re.compile(pattern, flags)
 
@@ -346,7 +346,8 @@ def no_retries() -> Check:
     def fn(o: Outcome) -> CheckResult:
         retried = [f"step {getattr(s, 'index', '?')}" for s in o.steps
                    if getattr(s, "status", "ok") == "retry"
-                   or any(getattr(c, "status", "") == "retry" for c in getattr(s, "tool_calls", ()))]
+                   or any(getattr(c, "status", "") == "retry"
+                          for c in getattr(s, "tool_calls", ()))]
         return _result("no_retries()", not retried,
                        "no retries" if not retried else f"retries at {retried!r}")
 

@@ -242,7 +242,8 @@ class Judge:
 
         Example:
             >>> from agentnb.models import FunctionModel
-            >>> yes = Judge("ok?", model=FunctionModel(lambda m, i: '{"passed": true}'), cache=False)
+            >>> yes = Judge("ok?", model=FunctionModel(lambda m, i: '{"passed": true}'),
+            ...             cache=False)
             >>> no = Judge("ok?", model=FunctionModel(lambda m, i: '{"passed": false}', name="no"),
             ...            cache=False)
             >>> Judge.vote([yes, yes, no]).judge(output="x").passed

@@ -62,7 +62,7 @@ class SuiteReport:
         >>> r = SuiteReport.from_rows([
         ...     {"scenario": "a", "model": "m", "repeat": 0, "passed": True, "score": 1.0,
         ...      "cost_usd": 0.01, "latency_s": 0.2}])
-        >>> r.table().loc["m", "pass_rate"]
+        >>> float(r.table().loc["m", "pass_rate"])
         1.0
     """
 
@@ -126,7 +126,8 @@ class SuiteReport:
             records.append({"model": model, "n": n, "passed": k, "pass_rate": k / n,
                             "ci_low": low, "ci_high": high,
                             "mean_score": float(rows["score"].mean()),
-                            "mean_cost_usd": float(cost.mean()), "total_cost_usd": float(cost.sum()),
+                            "mean_cost_usd": float(cost.mean()),
+                            "total_cost_usd": float(cost.sum()),
                             "judge_cost_usd": float(rows["judge_cost_usd"].astype(float).sum()),
                             "mean_latency_s": float(rows["latency_s"].mean())})
         return pd.DataFrame.from_records(records, index="model") if records else pd.DataFrame()

@@ -75,7 +75,7 @@ class Suite:
         ...                          checks=[checks.tool_called("lookup_order")])],
         ...               environment=envs.Catalogue(seed=1))
         >>> report = suite.run(anb.Agent(model="sim:expert"), models=["sim:expert"])
-        >>> report.table().loc["sim:expert", "pass_rate"]
+        >>> float(report.table().loc["sim:expert", "pass_rate"])
         1.0
     """
 

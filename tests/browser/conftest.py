@@ -105,3 +105,5 @@ def jupyterlab(tmp_path: Path) -> Iterator[Lab]:
             proc.kill()
             proc.wait(timeout=10)
         log.close()
+        ARTIFACTS.mkdir(exist_ok=True)
+        shutil.copy(tmp_path / "lab.log", ARTIFACTS / "lab.log")

@@ -24,15 +24,16 @@ def test_step_approve_and_stop_in_jupyterlab(chromium: Path, jupyterlab: Lab) ->
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS,
                                     timeout=WAIT_MS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1000})
             page.set_default_timeout(WAIT_MS)
             page.goto(jupyterlab.page_url("quickstart.ipynb"), timeout=WAIT_MS)
             page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=WAIT_MS)
-            page.wait_for_selector("text=Idle", timeout=WAIT_MS)
+            page.wait_for_selector("text=Kernel status: Idle", state="attached", timeout=WAIT_MS)
 
-            page.locator(".lm-MenuBar-item", has_text="Run").first.click()
-            page.locator(".lm-Menu-item", has_text="Run All Cells").first.click()
+            page.locator(".jp-Notebook").first.click()
+            page.get_by_role("menuitem", name="Run", exact=True).click()
+            page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
 
             widget = page.locator(".anb-run-widget").first
             expect(widget).to_be_visible(timeout=WAIT_MS)
@@ -61,5 +62,8 @@ def test_step_approve_and_stop_in_jupyterlab(chromium: Path, jupyterlab: Lab) ->
             expect(widget.locator(".anb-tree")).to_be_visible(timeout=WAIT_MS)
             widget.screenshot(path=str(ARTIFACTS / "lab-4-stopped.png"))
             page.screenshot(path=str(ARTIFACTS / "lab-page.png"), full_page=True)
+        except Exception:
+            page.screenshot(path=str(ARTIFACTS / "lab-failure.png"), full_page=True)
+            raise
         finally:
             browser.close()

@@ -25,7 +25,7 @@ def pytest_run(tmp_path: Path, *args: str, env: dict[str, str] | None = None
 
 @pytest.mark.slow
 def test_plugin_pass_fail_and_regression(tmp_path: Path) -> None:
-    """Passing evals pass; a failure prints checks, judge reason and trajectory; regressions fail."""
+    """Evals pass; a failure prints checks, judge reason and trajectory; regressions fail."""
     skipped = pytest_run(tmp_path)
     assert skipped.returncode == 0, skipped.stdout
     assert "3 skipped" in skipped.stdout

@@ -155,7 +155,8 @@ def test_replay_with_a_changed_tool_diverges_at_the_step() -> None:
         replay(original.run_id, agent=changed)
     err = info.value
     assert err.step == 1
-    assert "-" in err.message and "+" in err.message
+    assert "-" in err.message
+    assert "+" in err.message
     assert "now to the new store" in err.message
     assert "Write a key." in err.expected
 

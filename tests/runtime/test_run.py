@@ -136,9 +136,12 @@ def test_errors_reach_the_model_and_the_run_goes_on() -> None:
     res = Agent(model=FunctionModel(fn), tools=[broken]).run("t")
     assert res.status == "done"
     (first, second, third), = seen
-    assert first[1] and "RuntimeError: disk on fire" in first[0]
-    assert second[1] and "no tool 'missing'" in second[0]
-    assert third[1] and "invalid" in third[0]
+    assert first[1]
+    assert "RuntimeError: disk on fire" in first[0]
+    assert second[1]
+    assert "no tool 'missing'" in second[0]
+    assert third[1]
+    assert "invalid" in third[0]
     statuses = [c.status for c in res.steps[1].tool_calls]
     assert statuses == ["error", "retry", "retry"]
 

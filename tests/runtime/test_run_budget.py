@@ -155,3 +155,24 @@ def test_map_failure_does_not_cascade() -> None:
     results = Agent(model=FunctionModel(fn)).map(["a", "bad", "c"])
     assert [r.status for r in results] == ["done", "failed", "done"]
     assert "model bug" in (results[1].error or "")
+
+
+def test_cache_hit_costs_nothing() -> None:
+    """With cache=True an identical request is answered from the cache, free, marked as a hit."""
+    counter: list[int] = []
+
+    def fn(m: list[Message], info: FunctionInfo) -> str:
+        counter.append(1)
+        return "cached answer"
+
+    agent = Agent(model=priced(fn), cache=True, budget=Budget(model_calls=1))
+    first = agent.run("same task")
+    second = agent.run("same task")
+    assert len(counter) == 1
+    assert second.output == "cached answer"
+    assert second.steps[0].cache_hit is True
+    assert (second.usage.usd, second.usage.model_calls) == (Decimal(0), 0)
+    assert first.usage.model_calls == 1
+    off = Agent(model=priced(fn), cache=False)
+    off.run("same task")
+    assert len(counter) == 2

@@ -38,7 +38,8 @@ def test_schema_from_signature_and_docstring() -> None:
     assert "Longer explanation" in d.description
     assert "Returns" not in d.description
     props = d.parameters["properties"]
-    assert props["key"] == {"type": "string", "description": "the catalogue key, spanning two lines."}
+    assert props["key"] == {"type": "string",
+                            "description": "the catalogue key, spanning two lines."}
     assert props["limit"]["type"] == "integer"
     assert props["limit"]["default"] == 3
     assert d.parameters["required"] == ["key"]
