@@ -39,10 +39,12 @@ def _delegate_tool(agent: Agent) -> Tool:
 
         return await run_delegate(agent, task, ctx)
 
-    description = (f"Delegate a sub-task to the agent {agent.name!r}"
+    description = (f"Delegate a sub-task to the agent {agent.agent_name!r}"
                    + (f": {agent.description}" if agent.description else ".")
                    + " It works on its own and returns its answer.")
-    name = agent.name if re.fullmatch(r"[A-Za-z0-9_-]{1,64}", agent.name) else "delegate"
+    name = agent.agent_name
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name):
+        name = "agent"
     return Tool(delegate, name=f"delegate_{name}"[:64], description=description)
 
 

@@ -29,6 +29,7 @@ from agentnb.core import (
     ReplayDiverged,
     RetriesExhausted,
     RunStopped,
+    StopReason,
     StopRequested,
     ToolCallPart,
     ToolFailed,
@@ -108,7 +109,7 @@ class Run:
         self.occurrences: dict[str, int] = {}
         self.loop = LoopDetector(threshold=agent.loop_threshold)
         self.output: Any = None
-        self.stop_reason: str | None = None
+        self.stop_reason: StopReason | None = None
         self.error: str | None = None
         self.stop_error: RunStopped | None = None
         self.wrap_note: tuple[int, str] | None = None
@@ -498,8 +499,8 @@ class Run:
             with trace.use_span(span, end_on_exit=False):
                 try:
                     await self._preflight(index)
-                    remaining = self.scope.remaining()["wall_s"] if self.scope else None
-                    async with asyncio.timeout(remaining):
+                    left = self.scope.remaining()["wall_s"] if self.scope else None
+                    async with asyncio.timeout(None if left is None else float(left)):
                         if kind == "model":
                             step = await _modelstep.model_step(self, index, started_at, t0)
                         elif kind == "tools":

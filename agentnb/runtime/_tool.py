@@ -77,8 +77,9 @@ def _parse_docstring(doc: str | None) -> tuple[str, dict[str, str]]:
             match = _ARG_LINE.match(line)
             if match and (arg_indent is None or indent <= arg_indent):
                 arg_indent = indent
-                current = match.group(1).lstrip("*")
-                args[current] = match.group(3).strip()
+                name = str(match.group(1)).lstrip("*")
+                args[name] = str(match.group(3)).strip()
+                current = name
             elif current is not None:
                 args[current] = f"{args[current]} {line.strip()}".strip()
     return "\n".join(description).strip(), args

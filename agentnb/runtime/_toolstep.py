@@ -164,6 +164,7 @@ async def approval_step(run: Run, index: int, started_at: datetime, t0: float) -
             if approval is None:
                 assert approver is not None
                 approval = await approver.approve(requests[call.id])
+        assert approval is not None
         if run.replay_source is None:
             await run.store.arecord(run.run_id, "tool", key, occurrence,
                                     _hooks.redact_obj(approval.model_dump(mode="json")))
