@@ -9,7 +9,6 @@ Example:
     Decimal('0.5')
 """
 
-from __future__ import annotations
 
 import importlib
 from typing import Any

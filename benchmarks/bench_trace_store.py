@@ -15,6 +15,7 @@ Figures:
 
 from __future__ import annotations
 
+import shutil
 import sys
 import tempfile
 import time
@@ -121,6 +122,8 @@ def main() -> None:
     print(f"agentnb / bare SDK: {ratio:.2f}x on the caller's thread")
     stored = store().count_spans()
     print(f"spans in store    : {stored:,}")
+    store().close()
+    shutil.rmtree(home, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -138,6 +138,7 @@ class OpenAIModel(ModelBase):
         """Called before each retry sleep with (attempt, error, sleep_s); None for no hook."""
         self._pool = ClientPool(timeout_s=timeout_s, given=http_client)
         self._explicit_price = input_per_mtok is not None or output_per_mtok is not None
+        self._priced: tuple[Any, ModelInfo] | None = None
         self._info = ModelInfo(
             provider="openai", name=name, system=system_name,
             input_per_mtok=_decimal(input_per_mtok), output_per_mtok=_decimal(output_per_mtok),
@@ -154,7 +155,15 @@ class OpenAIModel(ModelBase):
         """Name, provider and prices (looked up on each access, so `set_price` applies)."""
         if self._explicit_price:
             return self._info
-        return _with_price(self._info)
+        from agentnb.models._pricing import lookup_price
+
+        price = lookup_price(self._info.provider, self._info.name)
+        cached = self._priced
+        if cached is not None and cached[0] is price:
+            return cached[1]
+        info = _with_price(self._info, price)
+        self._priced = (price, info)
+        return info
 
     async def aclose(self) -> None:
         """Close the HTTP client of the running loop (a given `http_client` is left open)."""
@@ -237,12 +246,18 @@ class OpenAIModel(ModelBase):
 
         body = self.build_body(messages, tools=tools, settings=settings)
         info = self.info
+        # Encoded once for every attempt, exactly as httpx's `json=` would encode it.
+        content = json.dumps(body, ensure_ascii=False, separators=(",", ":"),
+                             allow_nan=False).encode()
+        headers = self._headers()
+        url = self.url
 
         async def attempt() -> ModelResponse:
-            response = await self._pool.get().post(self.url, json=body, headers=self._headers())
-            text = response.text
-            raise_for_status(response, text, model=info.id)
-            return self._parse_body(text, info, messages, tools)
+            response = await self._pool.get().post(url, content=content, headers=headers)
+            raw = response.content
+            if response.status_code >= 400:
+                raise_for_status(response, raw.decode("utf-8", "replace"), model=info.id)
+            return self._parse_body(raw, info, messages, tools)
 
         return await send_with_retries(
             attempt, model=info.id, url=self.url, max_retries=self.max_retries,
@@ -315,9 +330,11 @@ class OpenAIModel(ModelBase):
 
     # -- parsing ---------------------------------------------------------------------------
 
-    def _parse_body(self, text: str, info: ModelInfo, messages: Sequence[Message],
+    def _parse_body(self, text: str | bytes, info: ModelInfo, messages: Sequence[Message],
                     tools: Sequence[ToolDefinition]) -> ModelResponse:
         data = _loads_or_none(text)
+        if isinstance(text, bytes) and not (isinstance(data, dict) and data.get("choices")):
+            text = text.decode("utf-8", "replace")  # only the error paths below need text
         if not isinstance(data, dict):
             msg = (f"Model {info.id!r} at {self.base_url!r} answered with a body that is not "
                    f"JSON: {text[:200]!r}.")
@@ -354,10 +371,7 @@ def _decimal(value: Decimal | float | str | None) -> Decimal | None:
     return None if value is None else Decimal(str(value))
 
 
-def _with_price(info: ModelInfo) -> ModelInfo:
-    from agentnb.models._pricing import lookup_price
-
-    price = lookup_price(info.provider, info.name)
+def _with_price(info: ModelInfo, price: Any) -> ModelInfo:
     if price is None:
         return info
     return dataclasses.replace(
@@ -378,7 +392,7 @@ async def _lines(response: httpx.Response) -> AsyncIterator[str]:
         yield line
 
 
-def _loads_or_none(text: str) -> Any:
+def _loads_or_none(text: str | bytes) -> Any:
     try:
         return json.loads(text)
     except ValueError:

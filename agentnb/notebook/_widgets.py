@@ -116,6 +116,9 @@ class ApprovalCard:
         self.deny_button = w.Button(description="Deny", button_style="danger", icon="times",
                                     tooltip="Do not run it; the model sees the message")
         self.error = w.HTML()
+        for button, name in ((self.approve_button, "approve"), (self.edit_button, "edit"),
+                             (self.deny_button, "deny")):
+            button.add_class(f"anb-btn-{name}")
         self.approve_button.on_click(self.approve)
         self.edit_button.on_click(self.edit)
         self.deny_button.on_click(self.deny)
@@ -280,9 +283,11 @@ class RunWidget:
         self.rewind_to = w.BoundedIntText(value=0, min=0, max=0, layout=w.Layout(width="64px"))
         self.rewind_button = w.Button(description="Rewind to", icon="undo",
                                       tooltip="Fork a new run from the checkpoint after step k")
-        for button in (self.step_button, self.continue_button, self.to_breakpoint_button,
-                       self.stop_button, self.rewind_button):
+        for button, name in ((self.step_button, "step"), (self.continue_button, "continue"),
+                             (self.to_breakpoint_button, "continue-to"),
+                             (self.stop_button, "stop"), (self.rewind_button, "rewind")):
             button.layout.width = "auto"
+            button.add_class(f"anb-btn-{name}")  # stable hooks for tests and styling
         self.step_button.on_click(self.on_step)
         self.continue_button.on_click(self.on_continue)
         self.to_breakpoint_button.on_click(self.on_continue_to)

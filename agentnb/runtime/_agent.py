@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from agentnb.core import UNSET, Settings, ToolDefinition, Unset, UsageError, resolve, run_sync
 from agentnb.runtime._budget import Budget
 from agentnb.runtime._context import RunContext
-from agentnb.runtime._tool import Tool
+from agentnb.runtime._tool import Tool, render_result
 
 if TYPE_CHECKING:
     from agentnb.models import Model, ModelSettings
@@ -35,8 +35,6 @@ def registered_agent(name: str) -> Agent | None:
 
 def _delegate_tool(agent: Agent) -> Tool:
     async def delegate(ctx: RunContext, task: str) -> str:
-        from agentnb.runtime._run import run_delegate
-
         return await run_delegate(agent, task, ctx)
 
     description = (f"Delegate a sub-task to the agent {agent.agent_name!r}"
@@ -246,3 +244,33 @@ def _with_schema(instructions: str, output_type: type[Any]) -> str:
     note = ("Give your final answer as a single JSON object, with no other text, that matches "
             f"this JSON schema:\n{json.dumps(schema)}")
     return f"{instructions}\n\n{note}" if instructions else note
+
+
+async def run_delegate(agent: Agent, task: str, ctx: RunContext) -> str:
+    """Run a delegate agent as a child run of the calling run; its answer is the tool result.
+
+    The child's budget scope is carved out of the parent run's scope (the current one while a
+    tool runs). A stop caused by an ancestor's limit is fatal to the parent step; any other
+    stop or failure is a tool error the parent model sees.
+    """
+    from agentnb.core import ToolFailed
+    from agentnb.runtime._run import CURRENT_RUN, Run
+    from agentnb.runtime._state import dump_output
+
+    parent = CURRENT_RUN.get()
+    child = Run(agent, task, deps=agent.deps if agent.deps is not None else ctx.deps,
+                environment=ctx.environment, parent_run_id=ctx.run_id)
+    if parent is not None:
+        parent.children.append(child)
+        if parent.stopping:
+            child.stop()
+    result = await child.arun_to_end()
+    if result.status == "done":
+        return render_result(dump_output(result.output))
+    err = child.stop_error
+    owner = getattr(err, "scope_name", None)
+    if err is not None and err.reason in ("budget", "wall_time") and owner not in (
+            None, child.run_id):
+        raise err
+    what = f"stopped ({result.stop_reason})" if result.status == "stopped" else "failed"
+    raise ToolFailed(f"Delegate {agent.agent_name!r} {what}: {result.error}")

@@ -14,6 +14,8 @@ Every method has an `a`-prefixed twin that runs it in a worker thread (`asyncio.
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import dataclasses
 import json
 import os
@@ -89,6 +91,7 @@ class _Database:
         self._ready = False
         self._generation = 0
         self._pid = os.getpid()
+        self._writer: _GroupCommit | None = None
 
     def error(self, exc: BaseException, action: str) -> StoreError:
         if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
@@ -181,6 +184,27 @@ class _Database:
         except sqlite3.Error as exc:
             raise self.error(exc, action) from None
 
+    async def awrite(self, prepare: Callable[[], Callable[[sqlite3.Connection], T]],
+                     action: str = "write to") -> T:
+        """Group commit: `prepare()` then its write run on this file's writer thread.
+
+        Writes queued while a transaction commits share the next one, so N concurrent runs
+        cost one commit and one wake-up of the loop, not N of each. The await returns once
+        the write is committed, exactly as `write()` does. `prepare` (JSON encoding, say) runs
+        on the writer thread too; what it raises goes to its caller alone, and a batch that
+        fails is retried one write per transaction so that only the failing caller sees it.
+        """
+        return await self._group().submit(prepare, action)
+
+    def _group(self) -> _GroupCommit:
+        group = self._writer
+        if group is None or group.pid != os.getpid():
+            with self._lock:
+                group = self._writer
+                if group is None or group.pid != os.getpid():
+                    group = self._writer = _GroupCommit(self)
+        return group
+
     def close(self) -> None:
         with self._lock:
             conns, self._conns = self._conns, []
@@ -188,6 +212,111 @@ class _Database:
             if self._pid == os.getpid():
                 for conn in conns:
                     conn.close()
+
+
+_Item = tuple[Any, str, asyncio.AbstractEventLoop, "asyncio.Future[Any]"]
+
+
+class _GroupCommit:
+    """The writer thread of one `_Database`: drains queued writes into shared transactions.
+
+    The thread starts on the first write and exits after `_IDLE_S` without work.
+    """
+
+    def __init__(self, db: _Database) -> None:
+        self.db = db
+        self.pid = os.getpid()
+        self._items: collections.deque[_Item] = collections.deque()
+        # Guards `_items` and `_thread`; the writer waits on it for work.
+        self._cv = threading.Condition(threading.Lock())
+        self._thread: threading.Thread | None = None
+
+    async def submit(self, prepare: Any, action: str) -> Any:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        with self._cv:
+            self._items.append((prepare, action, loop, future))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._serve, daemon=True,
+                                                name=f"agentnb-writer:{self.db.path.name}")
+                self._thread.start()
+            else:
+                self._cv.notify()
+        return await future
+
+    def _serve(self) -> None:
+        while True:
+            with self._cv:
+                if not self._items:
+                    self._cv.wait(_IDLE_S)
+                    if not self._items:
+                        self._thread = None
+                        return
+                batch = list(self._items)
+                self._items.clear()
+            self._deliver(self._commit(batch))
+
+    def _commit(self, batch: list[_Item]) -> list[tuple[_Item, bool, Any]]:
+        done: list[tuple[_Item, bool, Any]] = []
+        ready: list[tuple[_Item, Callable[[sqlite3.Connection], Any]]] = []
+        for item in batch:
+            try:
+                ready.append((item, item[0]()))
+            except BaseException as exc:
+                done.append((item, False, exc))
+        if len(ready) > 1:
+            db = self.db
+
+            def attempt() -> list[Any]:
+                conn = db.conn()
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    out = [fn(conn) for _, fn in ready]
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+                return out
+
+            try:
+                with db._write_lock:
+                    results = db._retry(attempt)
+            except Exception:
+                pass
+            else:
+                done.extend((item, True, r) for (item, _), r in zip(ready, results, strict=True))
+                return done
+        for item, fn in ready:
+            try:
+                done.append((item, True, self.db.write(fn, item[1])))
+            except BaseException as exc:
+                done.append((item, False, exc))
+        return done
+
+    @staticmethod
+    def _deliver(done: list[tuple[_Item, bool, Any]]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, bool, Any]]] = {}
+        for (_, _, loop, future), ok, value in done:
+            by_loop.setdefault(loop, []).append((future, ok, value))
+        for loop, results in by_loop.items():
+            # A loop that closed while its writes were committing has nobody waiting.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle, results)
+
+
+def _settle(results: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    for future, ok, value in results:
+        if future.cancelled():
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+
+_IDLE_S = 5.0
+"""How long a writer thread waits for work before it exits."""
 
 
 def _home(home: Path | str | None) -> Path:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import os
 import threading
 import time
 from datetime import UTC, datetime
@@ -232,8 +233,14 @@ class RunStore:
         `state` is stored verbatim and must already be redacted. Saving the same step again
         replaces it.
         """
+        self._write(self._save_fn(run_id, step, state, status=status, agent=agent,
+                                  parent_run_id=parent_run_id))
+
+    def _save_fn(self, run_id: str, step: int, state: Mapping[str, Any], *, status: str,
+                 agent: str, parent_run_id: str | None) -> Callable[[sqlite3.Connection], None]:
         text = _dumps(state, f"state of run {run_id!r} at step {step}")
         now = time.time()
+        self._parents[run_id] = parent_run_id
 
         def save(conn: sqlite3.Connection) -> None:
             conn.execute(
@@ -250,8 +257,7 @@ class RunStore:
                 (run_id, agent, parent_run_id, status, step, now, now),
             )
 
-        self._write(save)
-        self._parents[run_id] = parent_run_id
+        return save
 
     def load_checkpoint(self, run_id: str, step: int | None = None) -> Checkpoint:
         """Load the checkpoint after `step`, or the newest one when `step` is None.
@@ -308,16 +314,20 @@ class RunStore:
         run. Recording the same (kind, key, occurrence) again replaces the payload and keeps
         its place in the order. `payload` is stored verbatim and must already be redacted.
         """
+        self._write(self._record_fn(run_id, kind, key, occurrence, payload))
+
+    def _record_fn(self, run_id: str, kind: RecordKind, key: str, occurrence: int,
+                   payload: Mapping[str, Any]) -> Callable[[sqlite3.Connection], Any]:
         if kind not in ("model", "tool"):
             msg = f"Recording kind must be 'model' or 'tool', not {kind!r}."
             raise UsageError(msg)
         text = _dumps(payload, f"{kind} recording {key!r} of run {run_id!r}")
         now = time.time()
-        self._write(lambda c: c.execute(
+        return lambda c: c.execute(
             "INSERT INTO rt_recordings (run_id, kind, key, occurrence, payload, recorded_at) "
             "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, kind, key, occurrence) DO UPDATE SET "
             "payload = excluded.payload, recorded_at = excluded.recorded_at",
-            (run_id, kind, key, occurrence, text, now)))
+            (run_id, kind, key, occurrence, text, now))
 
     def recorded(self, run_id: str, kind: RecordKind, key: str,
                  occurrence: int) -> dict[str, Any] | None:
@@ -409,9 +419,14 @@ class RunStore:
 
     async def asave_checkpoint(self, run_id: str, step: int, state: Mapping[str, Any], *,
                                status: str, agent: str, parent_run_id: str | None = None) -> None:
-        """Async twin of `save_checkpoint`."""
-        await asyncio.to_thread(self.save_checkpoint, run_id, step, state, status=status,
-                                agent=agent, parent_run_id=parent_run_id)
+        """Async twin of `save_checkpoint` (group commit: concurrent runs share transactions)."""
+
+        def prepare() -> Callable[[sqlite3.Connection], None]:
+            self._check_version()
+            return self._save_fn(run_id, step, state, status=status, agent=agent,
+                                 parent_run_id=parent_run_id)
+
+        await self._db.awrite(prepare)
 
     async def aload_checkpoint(self, run_id: str, step: int | None = None) -> Checkpoint:
         """Async twin of `load_checkpoint`."""
@@ -427,8 +442,13 @@ class RunStore:
 
     async def arecord(self, run_id: str, kind: RecordKind, key: str, occurrence: int,
                       payload: Mapping[str, Any]) -> None:
-        """Async twin of `record`."""
-        await asyncio.to_thread(self.record, run_id, kind, key, occurrence, payload)
+        """Async twin of `record` (group commit: concurrent runs share transactions)."""
+
+        def prepare() -> Callable[[sqlite3.Connection], Any]:
+            self._check_version()
+            return self._record_fn(run_id, kind, key, occurrence, payload)
+
+        await self._db.awrite(prepare)
 
     async def arecorded(self, run_id: str, kind: RecordKind, key: str,
                         occurrence: int) -> dict[str, Any] | None:
@@ -470,6 +490,23 @@ _stores: dict[Path, RunStore] = {}
 _stores_lock = threading.Lock()
 
 
+_PATHS: dict[tuple[Path | str, str], Path] = {}
+"""`traces.db` paths by (home as given, working directory): resolving a path costs a few
+system calls, and `run_store` is asked for on every step."""
+
+
+def _resolved_path(home: Path | str | None) -> Path:
+    if home is None:
+        return _home(None) / "traces.db"
+    key = (home, os.getcwd())
+    path = _PATHS.get(key)
+    if path is None:
+        if len(_PATHS) > 256:
+            _PATHS.clear()
+        path = _PATHS[key] = _home(home) / "traces.db"
+    return path
+
+
 def run_store(home: Path | str | None = None) -> RunStore:
     """The `RunStore` over `<home>/traces.db`, one per path (home from settings when None).
 
@@ -479,7 +516,7 @@ def run_store(home: Path | str | None = None) -> RunStore:
         >>> run_store(home) is run_store(home)
         True
     """
-    path = _home(home) / "traces.db"
+    path = _resolved_path(home)
     with _stores_lock:
         store = _stores.pop(path, None) or RunStore(path)
         _stores[path] = store  # most recently used last

@@ -29,6 +29,7 @@ from agentnb.runtime._step import Step, ToolCallRecord
 from agentnb.tracing import semconv as sc
 
 if TYPE_CHECKING:
+    from agentnb.runtime._cache import ResponseCache
     from agentnb.runtime._run import Run
 
 __all__ = ["diverged_error", "model_step"]
@@ -73,7 +74,7 @@ async def model_step(run: Run, index: int, started_at: datetime, t0: float) -> S
     run.add_usage(usage)
     message = response.message()
     run.append_message(message)
-    run.model_mark = len(run.messages)
+    run.model_mark = run.message_count
     calls = response.tool_calls
     reason = next((c.reason for c in calls if c.reason), None)
     fields: dict[str, Any] = {
@@ -157,9 +158,7 @@ async def _reuse(run: Run, key: str, occurrence: int,
         # Recordings are written in order: after the first miss, nothing later is recorded.
         run.consult_recordings = False
     if run.agent._resolved["cache"]:
-        from agentnb.runtime._cache import response_cache
-
-        hit = await response_cache(run.agent.resolved_settings.home).aget(key)
+        hit = await _response_cache(run).aget(key)
         if hit is not None:
             return ModelResponse.model_validate(hit), "cache"
     return None, None
@@ -205,10 +204,18 @@ async def _call(run: Run, span: trace.Span, messages: list[Message], key: str, *
         payload = _hooks.redact_obj({**request_info, "response": dump})
         await run.store.arecord(run.run_id, "model", key, occurrence, payload)
     if agent._resolved["cache"]:
+        await _response_cache(run).aput(key, dump, kind="model")
+    return response
+
+
+def _response_cache(run: Run) -> ResponseCache:
+    resolved = run.agent._resolved
+    cache = resolved.get("response_cache")
+    if cache is None:
         from agentnb.runtime._cache import response_cache
 
-        await response_cache(agent.resolved_settings.home).aput(key, dump, kind="model")
-    return response
+        cache = resolved["response_cache"] = response_cache(run.agent.resolved_settings.home)
+    return cache
 
 
 def _describe(span: trace.Span, response: ModelResponse, usage: Usage, run: Run) -> None:

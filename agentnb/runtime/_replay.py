@@ -23,9 +23,10 @@ __all__ = ["areplay", "replay"]
 async def areplay(run_id: str, *, agent: Agent | None = None, home: Any = None) -> Run:
     """Async twin of `replay`."""
     from agentnb.runtime._agent import registered_agent
-    from agentnb.runtime._run import Run, _default_home
+    from agentnb.runtime._run import Run
+    from agentnb.runtime._state import default_home
 
-    store = run_store(home if home is not None else _default_home(agent))
+    store = run_store(home if home is not None else default_home(agent))
     last = await store.aload_checkpoint(run_id)
     found = agent or registered_agent(last.agent)
     if found is None:

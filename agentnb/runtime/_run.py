@@ -32,7 +32,6 @@ from agentnb.core import (
     StopReason,
     StopRequested,
     ToolCallPart,
-    ToolFailed,
     Usage,
     UsageError,
     canonical_json,
@@ -41,9 +40,10 @@ from agentnb.core import (
     run_sync,
 )
 from agentnb.runtime import _hooks
-from agentnb.runtime._budget import Budget, BudgetScope, current_scope, use_scope
+from agentnb.runtime._budget import BudgetScope, current_scope, use_scope
 from agentnb.runtime._checkpoint import RunStore, run_store
 from agentnb.runtime._killswitch import LoopDetector
+from agentnb.runtime._state import default_home, dump_output, load_output, remaining_limits
 from agentnb.runtime._step import RunResult, RunState, Step, StepKind
 from agentnb.runtime._tool import render_result
 from agentnb.tracing import semconv as sc
@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from agentnb.runtime._agent import Agent
     from agentnb.runtime._context import RunContext
 
-__all__ = ["Run", "run_delegate"]
+__all__ = ["CURRENT_RUN", "Run"]
 
 STATE_VERSION = 1
 DEFAULT_RETRIES = 5
@@ -148,6 +148,16 @@ class Run:
         return list(self._messages)
 
     @property
+    def message_count(self) -> int:
+        """How many messages the history holds (no copy)."""
+        return len(self._messages)
+
+    @property
+    def stopping(self) -> bool:
+        """True once `stop()` was called (the run stops before its next step)."""
+        return self._stop_flag
+
+    @property
     def finished(self) -> bool:
         """True once the run is done, failed or stopped."""
         return self._state in _TERMINAL
@@ -155,7 +165,12 @@ class Run:
     @property
     def store(self) -> RunStore:
         """Where checkpoints and recordings go."""
-        return run_store(self.agent.resolved_settings.home)
+        resolved = self.agent._resolved
+        store = resolved.get("store")
+        if store is None:
+            # Looked up once per agent: finding the store resolves its path on the filesystem.
+            store = resolved["store"] = run_store(self.agent.resolved_settings.home)
+        return store
 
     @property
     def pending_approvals(self) -> list[Any]:
@@ -202,8 +217,12 @@ class Run:
 
     def request_messages(self) -> list[Message]:
         """System prompt + history, as sent to the model."""
-        system = self.agent.system_prompt
-        return [Message.system(system), *self._messages] if system else list(self._messages)
+        resolved = self.agent._resolved
+        if "system_message" not in resolved:
+            system = self.agent.system_prompt
+            resolved["system_message"] = Message.system(system) if system else None
+        head = resolved["system_message"]
+        return [head, *self._messages] if head is not None else list(self._messages)
 
     def new_messages_since_model(self) -> list[dict[str, Any]]:
         """Dumps of the messages added since the previous model call (for replay diffs)."""
@@ -264,7 +283,7 @@ class Run:
         small = _hooks.redact_obj({
             "pending": [c.model_dump(mode="json") for c in self.pending],
             "decisions": self.decisions, "sticky": self.sticky, "loop": self.loop.to_dict(),
-            "output": _dump_output(self.output), "error": self.error, "task": self.task})
+            "output": dump_output(self.output), "error": self.error, "task": self.task})
         return {
             "v": STATE_VERSION, "run_id": self.run_id, "parent_run_id": self.parent_run_id,
             "agent": self.agent.agent_name, "state": self._state,
@@ -313,7 +332,7 @@ class Run:
         run.retries = int(state["retries"])
         run.occurrences = dict(state["occurrences"])
         run.loop = LoopDetector.from_dict(state["loop"])
-        run.output = _load_output(agent, state.get("output"))
+        run.output = load_output(agent, state.get("output"))
         run.stop_reason = state.get("stop_reason")
         run.error = state.get("error")
         run._elapsed_prior = float(state.get("elapsed_s") or 0.0)
@@ -330,7 +349,7 @@ class Run:
         """Async twin of `load`."""
         from agentnb.runtime._agent import registered_agent
 
-        store = run_store(home if home is not None else _default_home(agent))
+        store = run_store(home if home is not None else default_home(agent))
         checkpoint = await store.aload_checkpoint(run_id, step)
         found = agent or registered_agent(checkpoint.agent)
         if found is None:
@@ -468,7 +487,7 @@ class Run:
         agent = self.agent
         settings = agent.resolved_settings
         _hooks.configure_once(settings)
-        limits = _remaining_limits(agent.budget, self._prior_usage, self._elapsed_prior,
+        limits = remaining_limits(agent.budget, self._prior_usage, self._elapsed_prior,
                                    len(self._steps), self.retries)
         parent = self._parent_scope
         self.scope = (parent.child(self.run_id, "run", limits) if parent is not None
@@ -600,71 +619,6 @@ class Run:
                 sc.AGENTNB_USAGE_TOOL_CALLS: u.tool_calls,
                 sc.AGENTNB_USAGE_STEPS: len(self._steps),
                 sc.AGENTNB_OUTPUT: None if self.output is None
-                else _hooks.redact(render_result(_dump_output(self.output))),
+                else _hooks.redact(render_result(dump_output(self.output))),
             })
         await _hooks.aflush()
-
-
-def _dump_output(output: Any) -> Any:
-    dump = getattr(output, "model_dump", None)
-    return dump(mode="json") if dump is not None else output
-
-
-def _load_output(agent: Agent, data: Any) -> Any:
-    if data is None or agent.output_type is None:
-        return data
-    from pydantic import TypeAdapter
-
-    return TypeAdapter(agent.output_type).validate_python(data)
-
-
-def _default_home(agent: Agent | None) -> Any:
-    if agent is not None:
-        return agent.resolved_settings.home
-    from agentnb.core import resolve
-
-    return resolve().home
-
-
-def _remaining_limits(limits: Budget | None, prior: dict[str, Any] | None, elapsed: float,
-                      steps: int, retries: int) -> Budget | None:
-    """A resumed run's limits: what the original budget leaves after the usage so far."""
-    if limits is None or prior is None:
-        return limits
-    u = Usage.model_validate(prior)
-
-    def left(limit: Any, used: Any) -> Any:
-        return None if limit is None else max(limit - used, 0)
-
-    return Budget(usd=left(limits.usd, u.usd or 0),
-                  tokens=left(limits.tokens, u.total_tokens),
-                  model_calls=left(limits.model_calls, u.model_calls),
-                  tool_calls=left(limits.tool_calls, u.tool_calls),
-                  steps=left(limits.steps, steps), retries=left(limits.retries, retries),
-                  wall_s=left(limits.wall_s, elapsed), wrap_up_at=limits.wrap_up_at)
-
-
-async def run_delegate(agent: Agent, task: str, ctx: RunContext) -> str:
-    """Run a delegate agent as a child run of the calling run; its answer is the tool result.
-
-    The child's budget scope is carved out of the parent run's scope (the current one while a
-    tool runs). A stop caused by an ancestor's limit is fatal to the parent step; any other
-    stop or failure is a tool error the parent model sees.
-    """
-    parent = CURRENT_RUN.get()
-    child = Run(agent, task, deps=agent.deps if agent.deps is not None else ctx.deps,
-                environment=ctx.environment, parent_run_id=ctx.run_id)
-    if parent is not None:
-        parent.children.append(child)
-        if parent._stop_flag:
-            child.stop()
-    result = await child.arun_to_end()
-    if result.status == "done":
-        return render_result(_dump_output(result.output))
-    err = child.stop_error
-    owner = getattr(err, "scope_name", None)
-    if err is not None and err.reason in ("budget", "wall_time") and owner not in (
-            None, child.run_id):
-        raise err
-    what = f"stopped ({result.stop_reason})" if result.status == "stopped" else "failed"
-    raise ToolFailed(f"Delegate {agent.agent_name!r} {what}: {result.error}")

@@ -128,12 +128,14 @@ def _approver(run: Run) -> Any:
     from agentnb.governance import ParameterApprover, headless_approver
 
     approver = run.agent.approver
-    if in_agentnb_loop():
-        # A blocking call can never receive a click (STYLE B5): deny, record, and say why.
-        return headless_approver(approver)
     if approver is None:
+        # Headless default (`agentnb run --approvals ...`): deny unless the job says otherwise.
         spec = run.agent.resolved_settings.approvals
-        return headless_approver(None) if spec == "deny" else ParameterApprover(spec)
+        approver = None if spec == "deny" else ParameterApprover(spec)
+    if approver is None or in_agentnb_loop():
+        # A blocking call can never receive a click (STYLE B5): interactive approvers become
+        # the recorded deny, whose message says how to approve interactively.
+        return headless_approver(approver)
     return approver
 
 

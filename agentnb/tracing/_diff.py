@@ -148,9 +148,9 @@ def _canonical(arguments: Any) -> str:
 
 def _summaries(records: Sequence[SpanRecord]) -> list[StepSummary]:
     by_id = {r.span_id: r for r in records}
-    steps = [r for r in records if r.kind == "step"]
+    steps = [r for r in records if r.kind == sc.KIND_STEP]
     if not steps:  # no step spans: every model or tool call counts as a step
-        steps = [r for r in records if r.kind in ("model_call", "tool_call")]
+        steps = [r for r in records if r.kind in (sc.KIND_MODEL_CALL, sc.KIND_TOOL_CALL)]
     steps.sort(key=lambda r: (r.attributes.get(sc.AGENTNB_STEP_INDEX, 0), r.start_ns))
     step_ids = {r.span_id for r in steps}
     children: dict[str, list[SpanRecord]] = {r.span_id: [r] for r in steps}
@@ -169,10 +169,10 @@ def _summaries(records: Sequence[SpanRecord]) -> list[StepSummary]:
         proposed: list[tuple[str, str]] = []
         executed: list[tuple[str, str]] = []
         for r in children[step.span_id]:
-            if r.kind == "model_call" and r.status != "ERROR":
+            if r.kind == sc.KIND_MODEL_CALL and r.status != "ERROR":
                 got_texts, got_calls = _parts(r.attributes.get(sc.GEN_AI_OUTPUT_MESSAGES))
                 texts, proposed = got_texts or texts, got_calls or proposed
-            elif r.kind == "tool_call":
+            elif r.kind == sc.KIND_TOOL_CALL:
                 executed.append((str(r.attributes.get(sc.GEN_AI_TOOL_NAME, "")),
                                  _canonical(r.attributes.get(sc.GEN_AI_TOOL_CALL_ARGUMENTS))))
         kind = step.attributes.get(sc.AGENTNB_STEP_KIND, step.kind)

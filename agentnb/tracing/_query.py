@@ -119,7 +119,7 @@ def traces(
     pd = _pandas()
     flush()
     db = store(home)
-    where = ["kind = 'run'"]
+    where = [f"kind = '{sc.KIND_RUN}'"]
     params: list[Any] = []
     if since is not None:
         where.append("start_ns >= ?")
@@ -158,7 +158,7 @@ def _models_by_run(db: TraceStore, run_ids: Sequence[str]) -> dict[str, list[str
         for run_id, response_model, request_model in db.query(
             f"SELECT run_id, json_extract(attributes, '{_json_key(sc.GEN_AI_RESPONSE_MODEL)}'),"
             f" json_extract(attributes, '{_json_key(sc.GEN_AI_REQUEST_MODEL)}') FROM spans"
-            f" WHERE kind = 'model_call' AND run_id IN ({marks})", chunk):
+            f" WHERE kind = '{sc.KIND_MODEL_CALL}' AND run_id IN ({marks})", chunk):
             model = response_model or request_model
             if model:
                 out.setdefault(run_id, set()).add(str(model))
@@ -269,7 +269,7 @@ def _with_child_runs(conn: Any, run_id: str) -> list[str]:
     while frontier:
         marks = ",".join("?" * len(frontier))
         children = [r[0] for r in conn.execute(
-            f"SELECT run_id FROM spans WHERE kind = 'run' AND run_id IS NOT NULL"
+            f"SELECT run_id FROM spans WHERE kind = '{sc.KIND_RUN}' AND run_id IS NOT NULL"
             f" AND json_extract(attributes, '{parent_key}') IN ({marks})", frontier)]
         frontier = [c for c in children if c not in found]
         found += frontier
@@ -348,6 +348,7 @@ def format_traces(df: pd.DataFrame, fmt: Literal["table", "json"] = "table") -> 
         for column in ("started_at", "start"):
             if column in view.columns:
                 view[column] = view[column].dt.strftime("%Y-%m-%d %H:%M:%S.%f")
-        return str(view.to_string(index=False, na_rep=""))
+        view = view.astype(object).mask(view.isna(), "")
+        return str(view.to_string(index=False))
     msg = f"Unknown trace format {fmt!r}."
     raise UsageError(msg, hint="Use 'table' or 'json'.")

@@ -118,9 +118,11 @@ def attributes(values: Mapping[str, Any] | None = None, /, **more: Any) -> dict[
             out[key] = value
         elif isinstance(value, Decimal):
             out[key] = float(value)
-        elif isinstance(value, (list, tuple, set, frozenset)) and all(
+        elif isinstance(value, (list, tuple, set, frozenset)) and len(
+            {type(v) for v in value}) <= 1 and all(
             isinstance(v, (str, bool, int, float)) for v in value
         ):
+            # OTel takes only sequences of one primitive type; anything else becomes JSON.
             seq = sorted(value, key=str) if isinstance(value, (set, frozenset)) else value
             out[key] = list(seq)
         else:
@@ -292,6 +294,10 @@ def _drain(st: _State) -> int:
             if not batch:
                 return written
             target = st.store
+            if target is None and st.home is not None:  # after a fork: reopen lazily
+                from agentnb.tracing._store import open_store
+
+                target = st.store = open_store(st.home)
             if target is None:
                 from agentnb.core import resolve
 
@@ -306,6 +312,10 @@ def _drain(st: _State) -> int:
 
 def flush(timeout_s: float = 5.0) -> None:
     """Write every finished span to the store now, and push live OTLP exporters.
+
+    The store part runs on the calling thread and returns once every span that had finished
+    before the call is on disk; `timeout_s` bounds the OTLP push. From async code use
+    `await aflush()`, which keeps the event loop free.
 
     Raises:
         StoreError: a write failed (also one that failed earlier on the writer thread).
@@ -356,12 +366,7 @@ def _after_fork() -> None:
         st.thread = None
         st.drain_lock = threading.Lock()
         st.processor.queue.clear()
-        if st.home is not None and st.store is not None:
-            st.store = None
-            home, st.home = st.home, None
-            with contextlib.suppress(Exception):
-                st.store = _store.open_store(home)
-                st.home = home
+        st.store = None  # reopened by the child's first write, at the same home
 
 
 atexit.register(_at_exit)

@@ -140,3 +140,36 @@ def test_stop_while_running_async() -> None:
         return (await task).stop_reason
 
     assert run_sync(go()) == "stop_requested"
+
+
+def test_output_retries_exhausted() -> None:
+    """Invalid structured output past Budget(retries=...) stops with reason retries."""
+    from pydantic import BaseModel
+
+    class Out(BaseModel):
+        """O."""
+
+        n: int
+
+    model = FunctionModel(lambda m, i: f"not json {i.call_index}")
+    result = Agent(model=model, output_type=Out, budget=Budget(retries=1),
+                   loop_threshold=0).run("go")
+    assert (result.status, result.stop_reason) == ("stopped", "retries")
+    assert model.calls == 2
+
+
+def test_model_error_fails_the_run_and_releases_the_reservation() -> None:
+    """A model that raises ModelError fails the run; the reserved money is given back."""
+    from agentnb.core import ModelHTTPError
+    from agentnb.runtime import budget
+
+    def fn(m: list[Message], info: FunctionInfo) -> str:
+        raise ModelHTTPError(status_code=400, body="bad request", model="function:fn")
+
+    model = FunctionModel(fn, input_per_mtok=1, output_per_mtok=1)
+    with budget(usd=1, name="notebook") as scope:
+        result = Agent(model=model).run("go")
+    assert (result.status, result.stop_reason) == ("failed", None)
+    assert "HTTP 400" in (result.error or "")
+    assert scope.spent_summary().usd == 0
+    assert scope.reserved_summary().usd == 0

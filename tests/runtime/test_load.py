@@ -92,7 +92,8 @@ _CHILD = textwrap.dedent('''
         with calls.open("a") as f:
             f.write("call\\n")
         if done < 4:
-            return ToolCallPart(id=f"c{done}", name="write", arguments=json.dumps({"key": f"k{done}"}))
+            args = json.dumps({"key": f"k{done}"})
+            return ToolCallPart(id=f"c{done}", name="write", arguments=args)
         return "finished"
 
     agent = Agent(model=FunctionModel(fn), tools=[write], name="crashy")

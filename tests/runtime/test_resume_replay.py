@@ -176,3 +176,19 @@ def test_replay_with_changed_tool_arguments_diverges() -> None:
     with pytest.raises(ReplayDiverged, match="New instructions"):
         replay(original.run_id, agent=changed_instr)
     assert replay(original.run_id, agent=changed).result is not None
+
+
+def test_resume_keeps_the_original_budget() -> None:
+    """A loaded run only has what its budget left: limits count the usage before the crash."""
+    from agentnb.runtime import Budget
+
+    model = FunctionModel(lambda m, i: call("write", f"c{i.call_index}", key=f"r{i.call_index}"))
+    agent = Agent(model=model, tools=[write], name="writer-budget", budget=Budget(model_calls=3),
+                  loop_threshold=0)
+    run = agent.start("go")
+    run.step()
+    run.step()
+    result = Run.load(run.run_id).resume()
+    assert result.stop_reason == "budget"
+    assert result.usage.model_calls == 3
+    assert model.calls == 3

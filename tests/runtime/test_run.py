@@ -198,3 +198,37 @@ def test_default_model_is_sim() -> None:
     res = agent.run("What does key 7 hold?")
     assert res.status == "done"
     assert res.usage.usd is not None
+
+
+def test_concurrent_steps_and_bad_state_are_refused() -> None:
+    """A second astep while one runs is a UsageError; so is an unknown checkpoint version."""
+
+    async def slow_model(m: list[Message], info: FunctionInfo) -> str:
+        await asyncio.sleep(0.05)
+        return "ok"
+
+    agent = Agent(model=FunctionModel(slow_model))
+
+    async def go() -> None:
+        run = agent.start("t")
+        first = asyncio.create_task(run.astep())
+        await asyncio.sleep(0.01)
+        with pytest.raises(UsageError, match="already executing"):
+            await run.astep()
+        await first
+
+    run_sync(go())
+    with pytest.raises(UsageError, match="version"):
+        Run.from_state(agent, {"v": 99})
+
+
+def test_delegate_tool_naming_and_frozen_agent() -> None:
+    """Delegates appear as delegate_<name> tools; an Agent is frozen."""
+    import dataclasses
+
+    helper = Agent(model=FunctionModel(lambda m, i: "x"), name="researcher")
+    boss = Agent(model=FunctionModel(lambda m, i: "y"), delegates=[helper])
+    assert "delegate_researcher" in boss.tool_map
+    assert boss.tool_definitions[0].parameters["required"] == ["task"]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        boss.instructions = "changed"  # type: ignore[misc]

@@ -149,3 +149,85 @@ def test_secrets_never_reach_checkpoints_or_recordings() -> None:
     recorded = json.dumps([r.payload for r in store.recordings(result.run_id)])
     assert secret not in dumped
     assert secret not in recorded
+
+
+def test_sticky_approval_applies_to_later_calls() -> None:
+    """A sticky approve is remembered for the tool: the next call needs no approval step."""
+    sent.clear()
+
+    class Once:
+        """Approves stickily and counts how often it is asked."""
+
+        interactive = False
+        asked = 0
+
+        async def approve(self, request: object) -> object:
+            from agentnb.governance import Approval
+
+            Once.asked += 1
+            return Approval(decision="approve", approver="once", sticky=True)
+
+    def fn(m: list[Message], info: FunctionInfo) -> object:
+        if info.call_index < 2:
+            return call("send", f"c{info.call_index}", to=f"p{info.call_index}")
+        return "done"
+
+    agent = Agent(model=FunctionModel(fn), tools=[send], policy=Policy(approve={"network"}),
+                  approver=Once(), loop_threshold=0)
+    result = agent.run("go")
+    assert sent == ["p0", "p1"]
+    assert Once.asked == 1
+    assert [s.kind for s in result.steps] == ["model", "approval", "tools", "model", "tools",
+                                              "model"]
+
+
+def test_headless_approvals_setting_allow_under_arun() -> None:
+    """With no approver, settings.approvals='allow' approves under arun."""
+    from agentnb.core import resolve
+
+    sent.clear()
+    agent = Agent(model=_echo_model(call("send", to="z")), tools=[send],
+                  policy=Policy(approve={"network"}), settings=resolve(approvals="allow"))
+    result = run_sync(agent.arun("go"))
+    assert sent == ["z"]
+    assert result.steps[1].tool_calls[0].status == "approved"
+
+
+def test_interactive_approver_waits_under_arun_and_is_replaced_under_run() -> None:
+    """An interactive approver is awaited on the caller's loop; a blocking run denies instead."""
+    import asyncio
+
+    from agentnb.governance import Approval, ApprovalRequest
+
+    class Widget:
+        """Waits for a click."""
+
+        interactive = True
+
+        def __init__(self) -> None:
+            self.clicked = asyncio.Event()
+            self.asked: list[str] = []
+
+        async def approve(self, request: ApprovalRequest) -> Approval:
+            self.asked.append(request.call_id)
+            await self.clicked.wait()
+            return Approval(decision="approve", approver="widget")
+
+    sent.clear()
+
+    async def go() -> str:
+        widget = Widget()
+        agent = Agent(model=_echo_model(call("send", "c1", to="w")), tools=[send],
+                      policy=Policy(approve={"network"}), approver=widget)
+        task = asyncio.create_task(agent.arun("go"))
+        await asyncio.sleep(0.1)
+        assert widget.asked == ["c1"]
+        assert not task.done()
+        widget.clicked.set()
+        return (await task).output
+
+    assert asyncio.run(go()) == "False:sent to w"
+    blocking = Agent(model=_echo_model(call("send", "c1", to="b")), tools=[send],
+                     policy=Policy(approve={"network"}), approver=Widget())
+    assert "await agent.arun" in blocking.run("go").output
+    assert sent == ["w"]

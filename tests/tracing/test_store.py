@@ -269,3 +269,33 @@ def test_forked_child_writes_its_own_spans(tmp_path: Path) -> None:
     assert proc.exitcode == 0
     assert store(home).query("SELECT run_id FROM spans ORDER BY run_id") == [
         ("run_kid",), ("run_parent",)]
+
+
+def test_unconfigured_process_resolves_home_from_settings(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Without configure(), the first write resolves AGENTNB_HOME itself."""
+    from agentnb.tracing import _spans
+
+    st = _spans._state()
+    monkeypatch.setattr(st, "store", None)
+    monkeypatch.setattr(st, "home", None)
+    monkeypatch.setenv("AGENTNB_HOME", str(tmp_path / "lazy"))
+    with tracer().start_as_current_span("s", attributes={sc.AGENTNB_RUN_ID: "run_lazy"}):
+        pass
+    flush()
+    assert store(tmp_path / "lazy").query("SELECT run_id FROM spans") == [("run_lazy",)]
+    monkeypatch.setattr(st, "store", None)
+    monkeypatch.setattr(st, "home", None)
+    assert store().path == (tmp_path / "lazy" / "traces.db").absolute()
+
+
+def test_bad_rows_roll_back_and_raise_store_error() -> None:
+    """A failing batch rolls back as a whole and raises StoreError, not sqlite3.Error."""
+    s = store()
+    good = ("a" * 16, "b" * 32, None, "run_g", "n", None, "INTERNAL", 1, 2, "UNSET", None, "{}",
+            None)
+    with pytest.raises(StoreError, match="Cannot write to"):
+        s.write([good, ("short",)])
+    assert s.count_spans() == 0
+    s.write([good])
+    assert s.count_spans() == 1
