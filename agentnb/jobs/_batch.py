@@ -145,12 +145,13 @@ class BatchResult(BaseModel):
 
     @property
     def exit_code(self) -> int:
-        """0 when every job is done, 3 when a budget or stop ended the batch, 1 otherwise."""
-        if self.status == "done" and set(self.counts) <= {"done"}:
-            return 0
-        if self.status == "stopped":
+        """0 when every job is done; 1 when one failed or was lost; 3 when a budget or a stop
+        request ended the batch or a job."""
+        if self.counts.get("failed") or self.counts.get("lost"):
+            return 1
+        if self.status == "stopped" or self.counts.get("stopped") or self.counts.get("pending"):
             return 3
-        return 1
+        return 0
 
 
 def load_grid(source: str | Path | Mapping[str, Any] | list[Any]) -> list[dict[str, Any]]:

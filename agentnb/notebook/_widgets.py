@@ -35,11 +35,12 @@ def _widgets() -> Any:
 def decide_approval(run: Any, call_id: str, approval: Approval) -> None:
     """Record a decision for one pending call of `run`; the next step applies and audits it.
 
-    Uses `run.decide(call_id, approval)` when the `Run` has it, else the runtime's `decide`.
+    Goes through `Run.decide`, which records it for the approval step (audit log, span event).
     """
     method = getattr(run, "decide", None)
     if callable(method):
-        method(call_id, approval)
+        method(call_id, approval.decision, arguments=approval.arguments,
+               message=approval.message, approver=approval.approver, sticky=approval.sticky)
         return
     from agentnb.runtime._toolstep import decide
 
@@ -111,7 +112,7 @@ class ApprovalCard:
                               layout=w.Layout(width="60%"))
         self.approve_button = w.Button(description="Approve", button_style="success",
                                        icon="check", tooltip="Run the call as proposed")
-        self.edit_button = w.Button(description="Approve edited", button_style="warning",
+        self.edit_button = w.Button(description="Edit & approve", button_style="warning",
                                     icon="edit", tooltip="Run the call with the edited JSON")
         self.deny_button = w.Button(description="Deny", button_style="danger", icon="times",
                                     tooltip="Do not run it; the model sees the message")
@@ -119,6 +120,7 @@ class ApprovalCard:
         for button, name in ((self.approve_button, "approve"), (self.edit_button, "edit"),
                              (self.deny_button, "deny")):
             button.add_class(f"anb-btn-{name}")
+            button.layout.width = "auto"
         self.approve_button.on_click(self.approve)
         self.edit_button.on_click(self.edit)
         self.deny_button.on_click(self.deny)

@@ -50,12 +50,16 @@ def dask_batch(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 def _check(batch: Any) -> None:
     first, mtimes, second = batch
-    assert first.status == "incomplete" and first.counts.get("lost", 0) >= 1
+    assert first.status == "incomplete"
+    assert first.counts.get("lost", 0) >= 1
     assert first.exit_code == 1
-    assert second.status == "done" and second.counts == {"done": 12} and second.exit_code == 0
+    assert second.status == "done"
+    assert second.counts == {"done": 12}
+    assert second.exit_code == 0
     manifest = load_manifest(second.batch_dir)
     killed = manifest.jobs[4]
-    assert killed.status == "done" and killed.attempts == 2
+    assert killed.status == "done"
+    assert killed.attempts == 2
     # Finished jobs were not repeated: one attempt each, output untouched by the resume.
     for job in manifest.jobs:
         if job.key in mtimes:
@@ -92,4 +96,4 @@ def test_batch_budget_runs_out_and_total_stays_within(tmp_path: Path) -> None:
     statuses = [j.status for j in manifest.jobs]
     assert statuses[:2] == ["done", "done"]
     assert "done" not in statuses[2:]
-    assert result.exit_code in (1, 3) and result.status in ("stopped", "done")
+    assert result.exit_code == 3

@@ -31,7 +31,8 @@ def test_grid_mapping_is_a_product_and_list_is_rows(tmp_path: Path) -> None:
     path = tmp_path / "grid.yaml"
     path.write_text("model: [a, b]\nn: [1, 2, 3]\nfixed: x\n", encoding="utf-8")
     rows = load_grid(path)
-    assert len(rows) == 6 and rows[0] == {"model": "a", "n": 1, "fixed": "x"}
+    assert len(rows) == 6
+    assert rows[0] == {"model": "a", "n": 1, "fixed": "x"}
     path.write_text("- {n: 1}\n- {n: 5, m: 2}\n", encoding="utf-8")
     assert load_grid(path) == [{"n": 1}, {"n": 5, "m": 2}]
 
@@ -113,7 +114,8 @@ def test_report_writes_parquet_and_self_contained_html(tmp_path: Path) -> None:
     assert list(frame["quality"]) == [0.9, 0.4, 0.1]
     assert list(frame["model"]) == ["m0", "m1", "m2"]
     assert frame["spend_usd"].tolist() == pytest.approx([0.01, 0.02, 0.03])
-    assert "<svg" in page and 'href="notebooks/job-1.ipynb"' in page
+    assert "<svg" in page
+    assert 'href="notebooks/job-1.ipynb"' in page
     assert "cost vs quality" in page
 
 

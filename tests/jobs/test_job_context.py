@@ -9,8 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from agentnb.core import BudgetExceeded, ConfigError, Usage, resolve
-from agentnb.runtime import use_scope
-from agentnb.runtime import _job
+from agentnb.runtime import _job, use_scope
 from agentnb.runtime._job import JobContext, job_context, read_ledger
 
 
@@ -60,7 +59,8 @@ def test_ledger_counts_spend_through_scope_and_stops_on_budget(tmp_path: Path) -
                           usage=Usage(input_tokens=1, output_tokens=1, usd=Decimal("0.03")),
                           steps=(1,))
     ledger = ctx.record_run(run)
-    assert ledger.budget_stopped and ledger.stop_reason == "budget"
+    assert ledger.budget_stopped
+    assert ledger.stop_reason == "budget"
     on_disk = read_ledger(ctx.job_dir)
     assert on_disk is not None
     assert (on_disk.spent_usd, on_disk.steps, on_disk.model_calls) == (Decimal("0.03"), 1, 1)
@@ -92,7 +92,9 @@ def test_post_cell_hook_marks_budget_stop_from_cell_error(tmp_path: Path) -> Non
         ctx.scope.reserve(usd=Decimal("0.01"))
     ctx._post_run_cell(SimpleNamespace(error_in_exec=info.value))
     ledger = read_ledger(ctx.job_dir)
-    assert ledger is not None and ledger.budget_stopped and ledger.cells == 1
+    assert ledger is not None
+    assert ledger.budget_stopped
+    assert ledger.cells == 1
 
 
 def test_job_context_is_built_once_from_environment(tmp_path: Path,
@@ -105,7 +107,9 @@ def test_job_context_is_built_once_from_environment(tmp_path: Path,
     monkeypatch.setenv("AGENTNB_JOB_DIR", str(tmp_path / "j"))
     try:
         ctx = job_context()
-        assert ctx is not None and ctx is job_context() and ctx.job_id == "job_env"
+        assert ctx is not None
+        assert ctx is job_context()
+        assert ctx.job_id == "job_env"
         assert (tmp_path / "j" / "ledger.json").is_file()
         with use_scope(ctx.scope):
             assert _job.job_scope() is ctx.scope

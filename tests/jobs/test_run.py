@@ -40,7 +40,8 @@ def test_raises_in_cell_3_points_at_the_cell(tmp_path: Path) -> None:
     assert statuses == ["ok", "ok", "ok", "error", "skipped"]
     with pytest.raises(JobFailed) as info:
         result.raise_for_status()
-    assert info.value.cell_index == 3 and info.value.ename == "ValueError"
+    assert info.value.cell_index == 3
+    assert info.value.ename == "ValueError"
 
 
 def test_sys_exit_0_is_success_and_stops_early(tmp_path: Path) -> None:
@@ -68,7 +69,8 @@ def test_no_parameters_cell_injects_at_top(tmp_path: Path) -> None:
 def test_v3_notebook_runs_upgraded(tmp_path: Path) -> None:
     """A v3 notebook is upgraded and executed."""
     result, nb = _run("v3_format", tmp_path)
-    assert result.exit_code == 0 and nb.nbformat == 4
+    assert result.exit_code == 0
+    assert nb.nbformat == 4
     assert nb.cells[0].outputs[0]["data"]["text/plain"] == "1"
 
 
@@ -103,7 +105,8 @@ def test_over_budget_stops_with_spend_within_limit(tmp_path: Path) -> None:
     assert Decimal(0) < result.spend_usd <= Decimal("0.05")
     cells = [c.metadata["agentnb"] for c in nb.cells if c.cell_type == "code"]
     assert [c["status"] for c in cells] == ["ok", "ok", "ok", "stopped", "skipped"]
-    assert cells[2]["spend_usd"] == pytest.approx(0.02) and cells[2]["steps"] == 2
+    assert cells[2]["spend_usd"] == pytest.approx(0.02)
+    assert cells[2]["steps"] == 2
     assert result.failed_cell == 3
     assert sum(c["spend_usd"] for c in cells) == pytest.approx(float(result.spend_usd))
     assert nb.metadata["agentnb"]["spend_usd"] == pytest.approx(float(result.spend_usd))

@@ -14,7 +14,10 @@ HERE = Path(__file__).parent
 # depend on the runtime's wiring; `spend` raises BudgetExceeded before an over-limit call.
 HELPER = '''\
 from decimal import Decimal
-from agentnb.runtime._job import job_context, job_scope
+
+from agentnb.runtime._job import job_scope
+
+
 
 def spend(usd, calls=1):
     scope = job_scope()
@@ -42,9 +45,9 @@ def main() -> None:
         params("n = 1"), v4.new_code_cell("a = n"), v4.new_code_cell("b = a + 1"),
         v4.new_code_cell("raise ValueError(f'bad value {b}')"), v4.new_code_cell("c = 3"),
     ])
-    write("exit0", [params("n = 1"), v4.new_code_cell("import sys\nsys.exit(0)"),
+    write("exit0", [params("n = 1"), v4.new_code_cell("import sys\n\nsys.exit(0)"),
                     v4.new_code_cell("raise RuntimeError('never reached')")])
-    write("exit1", [params("n = 1"), v4.new_code_cell("import sys\nsys.exit(1)"),
+    write("exit1", [params("n = 1"), v4.new_code_cell("import sys\n\nsys.exit(1)"),
                     v4.new_code_cell("x = 1")])
     write("no_params", [v4.new_code_cell("x = 40 + 2\nx")])
     write("over_budget", [
@@ -57,14 +60,14 @@ def main() -> None:
         params("cost = 0.01\ncalls = 3\nsleep_s = 0.0\nkill_marker = ''\nquality = 0.5"),
         v4.new_code_cell(HELPER),
         v4.new_code_cell(
-            "import os, signal, time\n"
+            "import os\nimport signal\nimport time\n\n"
             "if kill_marker and not os.path.exists(kill_marker):\n"
             "    open(kill_marker, 'w').close()\n"
             "    os.kill(os.getppid(), signal.SIGKILL)  # the worker dies mid-job\n"
             "    time.sleep(30)\n"),
         v4.new_code_cell("spend(cost, calls)\ntime.sleep(sleep_s)"),
         v4.new_code_cell(
-            "import json\nfrom IPython.display import display\n"
+            "from IPython.display import display\n"
             "display({'application/vnd.agentnb.record+json': {'name': 'quality', "
             "'value': quality}}, raw=True)"),
     ])
@@ -73,7 +76,7 @@ def main() -> None:
     write("needs_approval", [
         params("to = 'a@example.com'"),
         v4.new_code_cell(
-            "import agentnb as anb\n"
+            "import agentnb as anb\n\n\n"
             "@anb.tool(effects={'write'})\n"
             "def send_email(to: str) -> str:\n"
             "    '''Send an email.'''\n"
