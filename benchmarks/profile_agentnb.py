@@ -3,7 +3,7 @@
 Run with the peers' venv (it has the fake server's httptools/uvloop and pyinstrument):
 
     benchmarks/peers/.venv/bin/python benchmarks/profile_agentnb.py --adapter agentnb -c 1 -n 200
-    benchmarks/peers/.venv/bin/python benchmarks/profile_agentnb.py --adapter agentnb -c 100 -n 1000 \
+    benchmarks/peers/.venv/bin/python benchmarks/profile_agentnb.py -c 100 -n 1000 \
         --out benchmarks/results/profile_c100.txt
 
 Prints CPU ms per model call and the pyinstrument call tree (``--cprofile`` for a flat

@@ -17,7 +17,8 @@ from agentnb import core
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ["agentnb.core", "agentnb.tracing", "agentnb.models", "agentnb.governance",
-            "agentnb.runtime", "agentnb.testing"]
+            "agentnb.runtime", "agentnb.evals", "agentnb.notebook", "agentnb.jobs",
+            "agentnb.testing"]
 
 
 def _existing(name: str) -> types.ModuleType | None:

@@ -298,6 +298,12 @@ class _LocalPool:
             self.pool = self._new()
             return {"status": "lost", "error": "the worker process died (BrokenProcessPool)"}
 
+    def abandon(self, futures: list[Any]) -> None:
+        # A job past its deadline cannot be cancelled in a process pool: end the workers (their
+        # kernels follow), so every job in flight comes back as lost and is charged in full.
+        for process in list(getattr(self.pool, "_processes", {}).values()):
+            process.kill()
+
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
@@ -341,6 +347,9 @@ class _DaskPool:
         except Exception as exc:
             # KilledWorker and friends: no result came back from the cluster.
             return {"status": "lost", "error": f"{type(exc).__name__}: {exc}"}
+
+    def abandon(self, futures: list[Any]) -> None:
+        self.client.cancel(futures)
 
     def close(self) -> None:
         self.client.close()
@@ -525,6 +534,10 @@ class _Coordinator:
         finished = sum(1 for j in self.manifest.jobs if j.status in FINISHED)
         bar = _progress(len(self.manifest.jobs), finished, quiet)
         running: dict[Any, tuple[JobRecord, Any]] = {}
+        started: dict[Any, float] = {}
+        wall = self.manifest.wall_s
+        # A job past its wall time plus a kernel-start grace is hung: give up on it.
+        deadline_s = None if wall is None else wall + 120.0
         pending = next(todo, None)
         try:
             while pending is not None or running:
@@ -541,12 +554,19 @@ class _Coordinator:
                     pending.allotment_usd = allotment
                     future = executor.submit(self._spec(pending, allotment))
                     running[future] = (pending, grant)
+                    started[future] = time.monotonic()
                     self._changed()
                     pending = next(todo, None)
                 if not running:
                     break
+                now = time.monotonic()
+                late = [f for f in running if deadline_s is not None
+                        and now - started[f] > deadline_s]
+                if late:
+                    executor.abandon(late)
                 for future in executor.wait(list(running), timeout=0.5):
                     job, grant = running.pop(future)
+                    started.pop(future, None)
                     self._finish(job, grant, executor.result(future))
                     bar.update(1)
                     counts = self.manifest.counts()

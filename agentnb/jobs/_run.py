@@ -144,11 +144,11 @@ def merge_params(file_params: Mapping[str, Any] | None,
 def _engine_registered() -> None:
     from papermill.engines import papermill_engines
 
-    from agentnb.jobs._engine import AgentnbEngine
+    from agentnb.jobs._engine import engine_class
 
     # The entry point registers it when agentnb is installed; a source checkout may lack it.
-    if papermill_engines._engines.get("agentnb") is not AgentnbEngine:
-        papermill_engines.register("agentnb", AgentnbEngine)
+    if papermill_engines._engines.get("agentnb") is not engine_class():
+        papermill_engines.register("agentnb", engine_class())
 
 
 def _approvals_spec(approvals: str) -> str:
@@ -253,12 +253,17 @@ def run_notebook(
     report = validate_notebook(path, params)
     report.raise_for_problems()
     source = Path(path)
+    language: str | None = None
     if kernel_name is None:
         from agentnb.jobs._validate import read_notebook
 
         # Old notebooks (v3, hand-written ones) may name no kernel: use the default Python one.
-        spec_meta = read_notebook(source)[0].metadata.get("kernelspec") or {}
-        kernel_name = spec_meta.get("name") or "python3"
+        meta = read_notebook(source)[0].metadata
+        kernel_name = (meta.get("kernelspec") or {}).get("name") or "python3"
+        language = ((meta.get("kernelspec") or {}).get("language")
+                    or (meta.get("language_info") or {}).get("name"))
+        if language is None and kernel_name == "python3":
+            language = "python"
     target = Path(out) if out is not None else source.with_name(f"{source.stem}-out.ipynb")
     target.parent.mkdir(parents=True, exist_ok=True)
     job_id = job_id or new_id("job")
@@ -279,7 +284,7 @@ def run_notebook(
     try:
         nb = papermill.execute_notebook(
             str(source), str(target), parameters=params, engine_name="agentnb",
-            kernel_name=kernel_name, progress_bar=False, log_output=False,
+            kernel_name=kernel_name, language=language, progress_bar=False, log_output=False,
             cwd=str(cwd) if cwd is not None else str(source.resolve().parent),
             agentnb_env=env, agentnb_job_dir=str(folder), agentnb_wall_s=wall_s,
             agentnb_stop_file=str(stop_file) if stop_file else None,

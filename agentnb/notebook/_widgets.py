@@ -403,8 +403,8 @@ class RunWidget:
     def _on_decision(self, request: ApprovalRequest, approval: Approval) -> None:
         try:
             decide_approval(self.run, request.call_id, approval)
-        except AgentnbError as exc:
-            self.note = str(exc)
+        except Exception as exc:  # a click handler's error is otherwise lost in the kernel log
+            self.note = f"{type(exc).__name__}: {exc}"
             self.refresh()
             return
         waiting = [r for r in self.run.pending_approvals if r.call_id not in self._decided()]

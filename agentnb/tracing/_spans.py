@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import threading
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
 from pathlib import Path
@@ -338,11 +339,60 @@ def flush(timeout_s: float = 5.0) -> None:
 async def aflush(timeout_s: float = 5.0) -> None:
     """`flush()` without blocking the event loop.
 
+    Concurrent callers on one loop share flushes: a caller joins the next flush that has not
+    started yet (so it still covers every span that finished before the call), instead of each
+    taking its own worker thread. A hundred runs finishing together cost one or two flushes.
+
     Example:
         >>> import asyncio
         >>> asyncio.run(aflush())
     """
-    await asyncio.to_thread(flush, timeout_s)
+    loop = asyncio.get_running_loop()
+    pending = _NEXT_FLUSH.get(loop)
+    if pending is None or pending[1] != timeout_s:
+        future: asyncio.Future[None] = loop.create_future()
+        pending = _NEXT_FLUSH[loop] = (future, timeout_s)
+        task = loop.create_task(_shared_flush(loop, future, timeout_s))
+        _FLUSH_TASKS.add(task)  # a strong reference until it finishes
+        task.add_done_callback(_FLUSH_TASKS.discard)
+    await asyncio.shield(pending[0])
+
+
+_FLUSH_TASKS: set[asyncio.Task[None]] = set()
+
+
+_NEXT_FLUSH: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop,
+                                       tuple[asyncio.Future[None], float]] = (
+    weakref.WeakKeyDictionary())
+"""Per loop: the flush that has not started yet, which new `aflush()` callers join."""
+_RUNNING_FLUSH: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Future[None]] = (
+    weakref.WeakKeyDictionary())
+
+
+async def _shared_flush(loop: asyncio.AbstractEventLoop, future: asyncio.Future[None],
+                        timeout_s: float) -> None:
+    running = _RUNNING_FLUSH.get(loop)
+    if running is not None:
+        # One flush at a time per loop; ours starts after it, and takes every joiner so far.
+        await asyncio.wait([running])
+    if _NEXT_FLUSH.get(loop, (None,))[0] is future:
+        del _NEXT_FLUSH[loop]
+    _RUNNING_FLUSH[loop] = future
+    try:
+        await asyncio.to_thread(flush, timeout_s)
+    except asyncio.CancelledError:
+        future.cancel()
+        raise
+    except Exception as exc:  # handed to every caller that joined this flush
+        if not future.done():
+            future.set_exception(exc)
+            future.exception()  # retrieved: a joiner that was cancelled must not log it
+    else:
+        if not future.done():
+            future.set_result(None)
+    finally:
+        if _RUNNING_FLUSH.get(loop) is future:
+            del _RUNNING_FLUSH[loop]
 
 
 def _at_exit() -> None:

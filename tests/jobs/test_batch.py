@@ -26,7 +26,8 @@ def _grid(marker: Path) -> list[dict[str, Any]]:
 def _batch(tmp: Path, dask: str | None) -> tuple[BatchResult, dict[str, float], BatchResult]:
     out = tmp / "runs"
     first = run_batch(NOTEBOOKS / "spend.ipynb", _grid(tmp / "killed.marker"), workers=2,
-                      dask=dask, budget_usd=BUDGET, job_budget_usd=CAP, out=out, quiet=True)
+                      dask=dask, budget_usd=BUDGET, job_budget_usd=CAP, wall_s=60.0, out=out,
+                      quiet=True)
     manifest = load_manifest(first.batch_dir)
     mtimes = {j.key: os.path.getmtime(j.output_path) for j in manifest.jobs
               if j.status == "done" and j.output_path}
@@ -90,7 +91,8 @@ def test_dask_batch_killed_job_resumes_without_repeating(dask_batch: Any) -> Non
 def test_batch_budget_runs_out_and_total_stays_within(tmp_path: Path) -> None:
     """A batch budget too small for every job stops the batch (exit 3); spend <= limit."""
     result = run_batch(NOTEBOOKS / "spend.ipynb", {"cost": [0.01], "calls": [3, 3, 3, 3]},
-                       workers=2, budget_usd="0.07", out=tmp_path, quiet=True, report=False)
+                       workers=2, budget_usd="0.07", wall_s=60.0, out=tmp_path, quiet=True,
+                       report=False)
     manifest = load_manifest(result.batch_dir)
     assert manifest.spent_usd <= Decimal("0.07")
     statuses = [j.status for j in manifest.jobs]

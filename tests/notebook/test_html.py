@@ -15,8 +15,10 @@ DELEGATE_TASK = "Look up key 7 and ask the helper to look up key 7, then save a 
 
 def _assert_self_contained(html: str) -> None:
     assert not re.search(r"\bsrc\s*=", html)
-    assert "http://" not in html and "https://" not in html
-    assert "<script" not in html and "<link" not in html
+    assert "http://" not in html
+    assert "https://" not in html
+    assert "<script" not in html
+    assert "<link" not in html
     assert "url(" not in html
 
 
@@ -33,7 +35,8 @@ def test_trace_tree_nests_the_delegate_run_under_its_tool_call() -> None:
     child = lines[tool_line + 1]
     assert "invoke_agent helper" in child
     assert len(child) - len(child.lstrip()) > len(lines[tool_line]) - len(lines[tool_line].lstrip())
-    assert "tok" in lines[0] and "$" in lines[0]
+    assert "tok" in lines[0]
+    assert "$" in lines[0]
 
 
 def test_timeline_is_inline_svg_with_one_bar_per_span_and_overlapping_parallel_calls() -> None:
@@ -62,7 +65,8 @@ def test_budget_chart_accumulates_cost_per_step_including_delegates() -> None:
     everything = sum(s.attributes["agentnb.cost.usd"] for s in spans if s.kind == "model_call")
     assert abs(values[-1] - everything) < 1e-9
     assert values[-1] > float(result.usage.usd)  # the helper's calls count too
-    assert chart.limit_usd is not None and abs(chart.limit_usd - 0.05) < 1e-6
+    assert chart.limit_usd is not None
+    assert abs(chart.limit_usd - 0.05) < 1e-6
     assert "<polyline" in chart.to_html()
 
 
@@ -87,15 +91,19 @@ def test_run_view_of_a_live_run_shows_steps_reason_and_pending_call() -> None:
     run.step()
     html = RunView.from_run(run).to_html()
     _assert_self_contained(html)
-    assert "save_note" in html and "reason:" in html and "awaiting_approval" in html
-    assert "anb-meter" in html and "steps 1/20" in html
+    assert "save_note" in html
+    assert "reason:" in html
+    assert "awaiting_approval" in html
+    assert "anb-meter" in html
+    assert "steps 1/20" in html
 
 
 def test_escaping_keeps_markup_out_of_the_page() -> None:
     """Task text with markup is escaped, never injected."""
     run = approval_agent().start("<script>alert(1)</script> save a note")
     html = RunView.from_run(run).to_html()
-    assert "<script>alert" not in html and "&lt;script&gt;" in html
+    assert "<script>alert" not in html
+    assert "&lt;script&gt;" in html
 
 
 def test_empty_views_say_so() -> None:

@@ -21,7 +21,8 @@ def test_notebooks_are_stored_without_outputs(path: Path) -> None:
     nb = nbformat.read(path, as_version=4)
     nbformat.validate(nb)
     code = [c for c in nb.cells if c.cell_type == "code"]
-    assert code and all(not c.outputs and c.execution_count is None for c in code)
+    assert code
+    assert all(not c.outputs and c.execution_count is None for c in code)
 
 
 @pytest.mark.notebook

@@ -50,7 +50,9 @@ def test_plot_takes_other_column_names_and_log_axis() -> None:
     fig = plot_cost_quality({"cfg": ["a", "b"], "usd": [0.1, 1.0], "pass_rate": [0.2, 0.9]},
                             x="usd", y="pass_rate", label="cfg", log_x=True, title="t")
     ax = fig.axes[0]
-    assert ax.get_xscale() == "log" and ax.get_ylabel() == "pass_rate" and ax.get_title() == "t"
+    assert ax.get_xscale() == "log"
+    assert ax.get_ylabel() == "pass_rate"
+    assert ax.get_title() == "t"
 
 
 def test_plot_rejects_missing_columns_and_empty_frames() -> None:
@@ -69,4 +71,5 @@ def test_no_pyplot_show_in_the_notebook_package() -> None:
 
     for path in Path(nb.__file__).parent.glob("*.py"):
         text = path.read_text(encoding="utf-8")
-        assert "plt.show(" not in text.replace("`plt.show()`", "") and "import pyplot" not in text, path.name
+        assert "plt.show(" not in text.replace("`plt.show()`", ""), path.name
+        assert "import pyplot" not in text, path.name

@@ -33,7 +33,8 @@ def test_payload_types() -> None:
     assert payload["value"]["columns"] == ["model", "score"]
     pd.testing.assert_frame_equal(decode(payload), frame)
     fig_payload = record_payload("fig", Figure(figsize=(1, 1)))
-    assert fig_payload["type"] == "figure" and fig_payload["value"].startswith("iVBOR")
+    assert fig_payload["type"] == "figure"
+    assert fig_payload["value"].startswith("iVBOR")
 
 
 def test_payload_rejects_what_has_no_json_form() -> None:
@@ -89,7 +90,8 @@ def test_record_in_a_kernel_then_collect(tmp_path: Path) -> None:
     assert list(df["path"]) == [str(out / "cheap.ipynb"), str(out / "plain.ipynb")]
     assert list(df["pass_rate"]) == [0.5, 0.9]
     assert list(df["model_name"]) == ["sim:cheap", "sim:careful"]
-    assert df["parameters"][0] == {"model": "sim:cheap"} and df["parameters"][1] == {}
+    assert df["parameters"][0] == {"model": "sim:cheap"}
+    assert df["parameters"][1] == {}
     assert list(df["table"][0]["x"]) == [1, 2]
     assert df["fig"][1].startswith("iVBOR")
     assert read_records(out / "plain.ipynb")["pass_rate"] == 0.9

@@ -32,9 +32,11 @@ def test_step_button_schedules_a_task_and_returns_at_once() -> None:
 
     async def click() -> None:
         task = widget.on_step()
-        assert isinstance(task, asyncio.Task) and not task.done()
+        assert isinstance(task, asyncio.Task)
+        assert not task.done()
         assert run.steps == []  # nothing ran yet: the handler did not wait
-        assert widget.busy and widget.step_button.disabled
+        assert widget.busy
+        assert widget.step_button.disabled
         assert widget.on_continue() is None  # refused while busy
         await _drain(widget)
 
@@ -43,7 +45,8 @@ def test_step_button_schedules_a_task_and_returns_at_once() -> None:
     assert not widget.busy
     assert "save_note" in widget.steps.value
     assert run.state == "awaiting_approval"
-    assert widget.step_button.disabled and widget.continue_button.disabled
+    assert widget.step_button.disabled
+    assert widget.continue_button.disabled
 
 
 def test_approve_click_runs_the_approval_and_the_tool_and_audits_it() -> None:
@@ -55,7 +58,8 @@ def test_approve_click_runs_the_approval_and_the_tool_and_audits_it() -> None:
         widget.on_continue()
         await _drain(widget)
         assert run.state == "awaiting_approval"
-        assert len(widget.cards) == 1 and widget.approvals.children
+        assert len(widget.cards) == 1
+        assert widget.approvals.children
         card = next(iter(widget.cards.values()))
         card.approve()
         assert widget.tasks  # scheduled, not run inline
@@ -64,11 +68,13 @@ def test_approve_click_runs_the_approval_and_the_tool_and_audits_it() -> None:
     asyncio.run(scenario())
     assert [s.kind for s in run.steps] == ["model", "approval", "tools"]
     assert run.steps[2].tool_calls[0].result.startswith("saved:")
-    assert "saved:" in widget.steps.value and not widget.approvals.children
+    assert "saved:" in widget.steps.value
+    assert not widget.approvals.children
     audit = (Path(run.agent.resolved_settings.home) / "audit" / "audit.jsonl").read_text()
     approvals = [json.loads(line) for line in audit.splitlines()
                  if json.loads(line).get("event") == "approval"]
-    assert approvals and approvals[-1]["decision"] == "approve"
+    assert approvals
+    assert approvals[-1]["decision"] == "approve"
     assert approvals[-1]["approver"] == "widget"
 
 
@@ -83,10 +89,12 @@ def test_edit_with_invalid_json_is_reported_and_valid_json_runs_edited() -> None
         card = next(iter(widget.cards.values()))
         card.editor.value = "{not json"
         card.edit()
-        assert "Invalid JSON" in card.error.value and card.decision is None
+        assert "Invalid JSON" in card.error.value
+        assert card.decision is None
         card.editor.value = "[1, 2]"
         card.edit()
-        assert "JSON object" in card.error.value and card.decision is None
+        assert "JSON object" in card.error.value
+        assert card.decision is None
         card.editor.value = json.dumps({"text": "edited by a person"})
         card.edit()
         await _drain(widget)
@@ -124,8 +132,10 @@ def test_stop_on_an_idle_run_records_the_stop() -> None:
         await _drain(widget)
 
     asyncio.run(scenario())
-    assert run.state == "stopped" and run.stop_reason == "stop_requested"
-    assert widget.stop_button.disabled and widget.step_button.disabled
+    assert run.state == "stopped"
+    assert run.stop_reason == "stop_requested"
+    assert widget.stop_button.disabled
+    assert widget.step_button.disabled
     assert "stopped" in widget.header.value
     assert widget.on_stop() is None  # a finished run ignores Stop
 
@@ -144,7 +154,8 @@ def test_continue_to_breakpoint_pauses_after_the_step_that_proposes_the_tool() -
         await _drain(widget)
 
     asyncio.run(scenario())
-    assert [s.kind for s in run.steps] == ["model"] and not run.finished
+    assert [s.kind for s in run.steps] == ["model"]
+    assert not run.finished
     assert "breakpoint" in widget.status.value
 
     async def rest() -> None:
@@ -153,7 +164,8 @@ def test_continue_to_breakpoint_pauses_after_the_step_that_proposes_the_tool() -
 
     asyncio.run(rest())
     assert run.state == "done"
-    assert "anb-tree" in widget.trace.value and "<svg" in widget.trace.value
+    assert "anb-tree" in widget.trace.value
+    assert "<svg" in widget.trace.value
 
 
 def test_rewind_forks_and_the_widget_follows_the_fork() -> None:
@@ -166,14 +178,17 @@ def test_rewind_forks_and_the_widget_follows_the_fork() -> None:
     async def scenario() -> None:
         widget.on_continue()
         await _drain(widget)
-        assert run.finished and widget.rewind_to.max == len(run.steps)
+        assert run.finished
+        assert widget.rewind_to.max == len(run.steps)
         widget.rewind_to.value = 1
         widget.on_rewind()
         await _drain(widget)
 
     asyncio.run(scenario())
-    assert widget.run is not run and widget.run.parent_run_id == run.run_id
-    assert len(widget.run.steps) == 1 and not widget.run.finished
+    assert widget.run is not run
+    assert widget.run.parent_run_id == run.run_id
+    assert len(widget.run.steps) == 1
+    assert not widget.run.finished
     assert "Rewound" in widget.status.value
 
 
@@ -185,7 +200,8 @@ def test_budget_meters_show_every_open_scope() -> None:
         run_sync(run.astep())
         widget.refresh()
     assert widget.meters.value.count('class="anb-meter"') == 2
-    assert "notebook" in widget.meters.value and "steps 1/20" in widget.meters.value
+    assert "notebook" in widget.meters.value
+    assert "steps 1/20" in widget.meters.value
 
 
 def test_widget_bundle_carries_the_widget_view_and_static_html() -> None:
@@ -193,7 +209,8 @@ def test_widget_bundle_carries_the_widget_view_and_static_html() -> None:
     widget = RunWidget(approval_agent().start(TASK))
     bundle = widget._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle
-    assert "anb-head" in bundle["text/html"] and bundle["text/plain"].startswith("<Run")
+    assert "anb-head" in bundle["text/html"]
+    assert bundle["text/plain"].startswith("<Run")
 
 
 def test_click_without_a_loop_runs_to_completion() -> None:
@@ -201,26 +218,30 @@ def test_click_without_a_loop_runs_to_completion() -> None:
     run = approval_agent().start(TASK)
     widget = RunWidget(run)
     assert widget.on_step() is None
-    assert [s.kind for s in run.steps] == ["model"] and not widget.busy
+    assert [s.kind for s in run.steps] == ["model"]
+    assert not widget.busy
 
 
 def test_widget_approver_awaits_the_card_click() -> None:
     """WidgetApprover is an interactive Approver whose answer is the clicked decision."""
     approver = WidgetApprover(display=False)
-    assert isinstance(approver, Approver) and approver.interactive
+    assert isinstance(approver, Approver)
+    assert approver.interactive
     request = ApprovalRequest(run_id="r", tool="save_note", call_id="c9",
                               arguments={"text": "x"}, rule="approve:write")
 
     async def scenario() -> Approval:
         waiting = asyncio.ensure_future(approver.approve(request))
         await asyncio.sleep(0)
-        assert approver.pending == [request] and not waiting.done()
+        assert approver.pending == [request]
+        assert not waiting.done()
         card = ApprovalCard(request, lambda r, a: approver.resolve(r.call_id, a))
         card.deny()
         return await asyncio.wait_for(waiting, 5)
 
     decision = asyncio.run(scenario())
-    assert decision.decision == "deny" and decision.message == "Denied in the notebook."
+    assert decision.decision == "deny"
+    assert decision.message == "Denied in the notebook."
     assert approver.pending == []
 
 
@@ -252,7 +273,7 @@ def test_choose_picks_widget_html_or_plain(monkeypatch: pytest.MonkeyPatch) -> N
         kernel = object()
 
     assert choose() == "plain"
-    monkeypatch.setattr(IPython, "get_ipython", lambda: Shell())
+    monkeypatch.setattr(IPython, "get_ipython", Shell)
     assert choose() == "widget"
     monkeypatch.setenv("AGENTNB_HEADLESS", "1")
     assert choose() == "html"

@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from agentnb.core import Message, Part, TextPart, ToolCallPart, ToolResultPart
+from agentnb.core import Message, ToolCallPart, ToolResultPart
 from agentnb.models import FunctionInfo, FunctionModel
 
 
@@ -37,4 +37,4 @@ def priced(fn: Callable[[list[Message], FunctionInfo], Any], *, usd: float = 1.0
                          max_output_tokens=max_output_tokens)
 
 
-__all__ = ["Part", "TextPart", "call", "last_results", "priced", "scripted"]
+__all__ = ["call", "last_results", "priced", "scripted"]

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Regenerate every benchmark figure into benchmarks/results/latest.md + latest.json.
+#   bash benchmarks/run_all.sh            # about 12 minutes on 2 cores
+#   QUICK=1 bash benchmarks/run_all.sh    # smoke test, about 4 minutes
+# The peer comparison runs in its own venv (benchmarks/peers/.venv, created on first use from
+# benchmarks/peers/requirements.txt plus agentnb editable); the rest runs in the project's .venv.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+PEERS_PY=benchmarks/peers/.venv/bin/python
+OUT=benchmarks/results
+mkdir -p "$OUT"
+if [ ! -x "$PEERS_PY" ]; then
+    python3.11 -m venv benchmarks/peers/.venv
+    "$PEERS_PY" -m pip install -q -r benchmarks/peers/requirements.txt
+    "$PEERS_PY" -m pip install -q -e .
+fi
+start=$(date +%s)
+status=0
+if [ -n "${QUICK:-}" ]; then
+    "$PEERS_PY" benchmarks/peers/run_bench.py --scenarios seq_c1,conc_c100,lat50_c100 --runs-scale 0.3 \
+        --out "$OUT/peers.md" || status=$?
+    "$PY" benchmarks/bench_runtime.py --runs 300 --rounds 2 --replay-runs 50 --json "$OUT/runtime.json" || status=$?
+    "$PY" benchmarks/bench_trace_store.py 20000 > "$OUT/trace_store.txt" || status=$?
+else
+    "$PEERS_PY" benchmarks/peers/run_bench.py --scenarios seq_c1,conc_c100,lat50_c1,lat50_c10,lat50_c100 \
+        --out "$OUT/peers.md" || status=$?
+    "$PY" benchmarks/bench_runtime.py --json "$OUT/runtime.json" || status=$?
+    "$PY" benchmarks/bench_trace_store.py > "$OUT/trace_store.txt" || status=$?
+fi
+cat "$OUT/trace_store.txt"
+if [ -f benchmarks/bench_jobs.py ]; then
+    "$PY" benchmarks/bench_jobs.py > "$OUT/jobs.txt" || status=$?
+    cat "$OUT/jobs.txt"
+fi
+"$PY" benchmarks/report.py
+echo "run_all: $(( $(date +%s) - start )) s, exit $status"
+exit $status
