@@ -11,6 +11,7 @@ Example:
 
 
 import importlib
+import sys
 from typing import Any
 
 __version__ = "0.1.0"
@@ -54,6 +55,7 @@ _LAZY: dict[str, str] = {
     "RetriesExhausted": "agentnb.core",
     "Rule": "agentnb.governance",
     "Run": "agentnb.runtime",
+    "RunContext": "agentnb.runtime",
     "RunResult": "agentnb.runtime",
     "RunStopped": "agentnb.core",
     "Scenario": "agentnb.evals",
@@ -117,6 +119,7 @@ __all__ = [
     "RetriesExhausted",
     "Rule",
     "Run",
+    "RunContext",
     "RunResult",
     "RunStopped",
     "Scenario",
@@ -141,7 +144,11 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
+        module = _LAZY[name]
+        value = getattr(importlib.import_module(module), name)
+        if module == "agentnb.runtime" and "IPython" in sys.modules:
+            # In a notebook, runs display as widgets: load the layer that draws them.
+            importlib.import_module("agentnb.notebook")
         if isinstance(value, type) and value.__module__.startswith("agentnb."):
             # Reprs and tracebacks read `agentnb.Agent` (httpx does the same).
             value.__module__ = "agentnb"

@@ -30,6 +30,7 @@ class Usage(BaseModel):
     """What a call, a step or a run consumed.
 
     Example:
+        >>> from decimal import Decimal
         >>> a = Usage(input_tokens=10, output_tokens=5, model_calls=1, usd=Decimal("0.001"))
         >>> (a + a).total_tokens, (a + a).usd
         (30, Decimal('0.002'))

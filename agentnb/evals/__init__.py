@@ -7,7 +7,7 @@ pytest plugin is `agentnb.evals.pytest_plugin` (`pytest --agentnb`).
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import Any as _Any
 
 # name -> defining module; loaded on first use so `import agentnb.evals.pytest_plugin` (a pytest
 # entry point, imported before coverage starts) and `import agentnb` stay light.
@@ -78,7 +78,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _Any:
     if name in _LAZY:
         module = importlib.import_module(_LAZY[name])
         value = module if name in ("checks", "envs") else getattr(module, name)

@@ -88,7 +88,12 @@ def engine_class() -> Any:
             self.stop_file = Path(stop_file) if stop_file else None
             self.started = time.monotonic()
             self.timeout_func = self._cell_timeout
-            self.interrupt_on_timeout = False
+            # On timeout nbclient interrupts the kernel (so it is free for the final
+            # kernel_info) and reports this error, which `_classify` reads as a wall-time stop.
+            self.interrupt_on_timeout = True
+            self.error_on_timeout = {"ename": "WallTimeExceeded",
+                                     "evalue": f"the job's wall time ({wall_s} s) ran out",
+                                     "traceback": []}
             self.outcome: dict[str, Any] = {"status": "done", "stop_reason": None,
                                             "failed_cell": None, "ename": None, "evalue": None}
 

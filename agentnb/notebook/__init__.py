@@ -43,3 +43,9 @@ __all__ = [
     "TraceTree",
     "WidgetApprover",
 ]
+
+# `Run` objects display through this layer; the runtime only holds the seam.
+from agentnb.runtime import register_display as _register_display  # noqa: E402
+
+_register_display("mimebundle", run_mimebundle)
+_register_display("display", display_run)

@@ -1,6 +1,7 @@
 """Layer 4: tools, agents, the run state machine, budgets, cache, checkpoints, record/replay."""
 
 from agentnb.runtime._agent import Agent
+from agentnb.runtime._hooks import register_display
 from agentnb.runtime._budget import (
     Budget,
     BudgetScope,
@@ -54,6 +55,7 @@ __all__ = [
     "open_scopes",
     "Recording",
     "RecordKind",
+    "register_display",
     "replay",
     "Reservation",
     "response_cache",

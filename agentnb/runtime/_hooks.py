@@ -15,8 +15,8 @@ from agentnb.core import CostUnknownWarning, Settings
 if TYPE_CHECKING:
     from opentelemetry.trace import Span, Tracer
 
-__all__ = ["aflush", "audit", "configure_once", "end_span", "redact", "redact_obj", "tracer",
-           "warn_unpriced"]
+__all__ = ["aflush", "audit", "configure_once", "display_hook", "end_span", "redact",
+           "redact_obj", "register_display", "tracer", "warn_unpriced"]
 
 # Guards the one-time set-up below (tracing configuration, the redactor) and the warned-model
 # set; both are touched from the loop thread and from user threads.
@@ -106,3 +106,17 @@ def audit(home: Path, event: str, **fields: Any) -> None:
             path.parent.mkdir(parents=True, exist_ok=True)
             log = _audits[path] = AuditLog(path)
     log.append(event, **redact_obj(fields))
+
+
+# The notebook layer (above us) registers how a Run displays; the runtime never imports it.
+_display: dict[str, Any] = {}
+
+
+def register_display(kind: str, fn: Any) -> None:
+    """Register a display function (`"mimebundle"` or `"display"`) for `Run` objects."""
+    _display[kind] = fn
+
+
+def display_hook(kind: str) -> Any:
+    """The registered display function of that kind, or None."""
+    return _display.get(kind)

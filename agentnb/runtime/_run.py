@@ -41,6 +41,7 @@ from agentnb.core import (
 )
 from agentnb.runtime import _hooks
 from agentnb.runtime._budget import BudgetScope, current_scope, use_scope
+from agentnb.runtime._job import job_context, job_scope
 from agentnb.runtime._checkpoint import RunStore, run_store
 from agentnb.runtime._killswitch import LoopDetector
 from agentnb.runtime._state import default_home, dump_output, load_output, remaining_limits
@@ -117,7 +118,10 @@ class Run:
         self.forked_from: tuple[str, int] | None = None
         self._elapsed_prior = 0.0
         self._prior_usage: dict[str, Any] | None = None
-        self._parent_scope = current_scope() if parent_scope is UNSET else parent_scope
+        if parent_scope is UNSET:
+            # Under `agentnb run` every top-level run draws from the job's one budget scope.
+            parent_scope = current_scope() or job_scope()
+        self._parent_scope = parent_scope
         self.scope: BudgetScope | None = None
         self._span: trace.Span | None = None
         self._started: float | None = None
@@ -191,6 +195,21 @@ class Run:
     def __repr__(self) -> str:
         return (f"<Run {self.run_id} agent={self.agent.agent_name!r} state={self._state!r} "
                 f"steps={len(self._steps)}>")
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        view = _hooks.display_hook("mimebundle")
+        if view is None:
+            return {"text/plain": repr(self)}
+        return view(self, include=include, exclude=exclude)  # type: ignore[no-any-return]
+
+    def _ipython_display_(self) -> None:
+        view = _hooks.display_hook("display")
+        if view is None:
+            from IPython.display import display
+
+            display({"text/plain": repr(self)}, raw=True)
+            return
+        view(self)
 
     # -- bookkeeping shared with the step modules ----------------------------------------------
 
@@ -622,3 +641,6 @@ class Run:
                 else _hooks.redact(render_result(dump_output(self.output))),
             })
         await _hooks.aflush()
+        job = job_context()
+        if job is not None and self.parent_run_id is None and self.finished:
+            await asyncio.to_thread(job.record_run, self.result)
