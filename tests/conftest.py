@@ -1,10 +1,9 @@
-"""Test-wide set-up: loopback only, clean environment, a temporary AGENTNB_HOME, instant sim models."""
+"""Test-wide set-up: loopback only, clean environment, a temp AGENTNB_HOME, instant sim models."""
 
 from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,12 +26,12 @@ def _loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Clear AGENTNB_*, provider and proxy variables; point AGENTNB_HOME at a temp folder."""
     for name in list(os.environ):
-        if name.startswith(("AGENTNB_", "OPENAI_", "ANTHROPIC_")) or name.lower().endswith("_proxy"):
+        provider = name.startswith(("AGENTNB_", "OPENAI_", "ANTHROPIC_"))
+        if provider or name.lower().endswith("_proxy"):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AGENTNB_HOME", str(tmp_path / ".agentnb"))
     monkeypatch.setenv("AGENTNB_SIM_LATENCY", "0")
     monkeypatch.chdir(tmp_path)
-    yield

@@ -1,4 +1,4 @@
-"""Every example notebook in notebooks/ runs top to bottom in a real kernel through `agentnb run`."""
+"""Every example notebook runs top to bottom in a real kernel through `agentnb run`."""
 
 from __future__ import annotations
 

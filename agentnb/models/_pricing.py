@@ -129,7 +129,7 @@ def _table_price(provider: str, model: str) -> Price | None:
     provider_id = _PROVIDER_IDS.get(provider)
     if provider_id is None:
         return None
-    from genai_prices import data_snapshot, types  # noqa: PLC0415 - slow to load; lazy
+    from genai_prices import data_snapshot, types
 
     try:
         _, info = data_snapshot.get_snapshot().find_provider_model(model, None, provider_id, None)
@@ -162,8 +162,8 @@ def price_table_version() -> str:
         >>> price_table_version().startswith("genai-prices ")
         True
     """
-    import genai_prices  # noqa: PLC0415 - slow to load; lazy
-    from genai_prices import data_snapshot  # noqa: PLC0415
+    import genai_prices
+    from genai_prices import data_snapshot
 
     stamp = f"genai-prices {genai_prices.__version__}"
     snapshot = data_snapshot.get_snapshot()

@@ -97,7 +97,7 @@ def get_model(spec: str | Model, *, settings: Settings | None = None) -> Model:
 
 def _sim(spec: str, name: str, settings: Settings | None) -> Model:
     # sim.py is only loaded when a sim string is first used.
-    from agentnb.models.sim import SimModel, list_sim  # noqa: PLC0415
+    from agentnb.models.sim import SimModel, list_sim
 
     names = [s.name for s in list_sim()]
     if name not in names:

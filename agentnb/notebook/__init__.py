@@ -45,7 +45,7 @@ __all__ = [
 ]
 
 # `Run` objects display through this layer; the runtime only holds the seam.
-from agentnb.runtime import register_display as _register_display  # noqa: E402
+from agentnb.runtime import register_display as _register_display
 
 _register_display("mimebundle", run_mimebundle)
 _register_display("display", display_run)

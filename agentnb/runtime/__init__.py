@@ -1,7 +1,6 @@
 """Layer 4: tools, agents, the run state machine, budgets, cache, checkpoints, record/replay."""
 
 from agentnb.runtime._agent import Agent
-from agentnb.runtime._hooks import register_display
 from agentnb.runtime._budget import (
     Budget,
     BudgetScope,
@@ -26,6 +25,7 @@ from agentnb.runtime._checkpoint import (
     run_store,
 )
 from agentnb.runtime._context import RunContext
+from agentnb.runtime._hooks import register_display
 from agentnb.runtime._killswitch import LoopDetector
 from agentnb.runtime._replay import areplay, replay
 from agentnb.runtime._run import Run
