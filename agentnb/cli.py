@@ -89,13 +89,21 @@ def stop(run_or_batch_id: str, out: str) -> None:
 
 @cli.command()
 @click.option("--run", "run_id", default=None, help="Show the spans of one run.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
-              show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "otlp"]), default="table",
+              show_default=True, help="otlp: send the spans to --endpoint instead of printing.")
 @click.option("--limit", default=50, show_default=True, help="Most recent runs to list.")
+@click.option("--endpoint", default=None,
+              help="OTLP/HTTP traces endpoint for --format otlp (default AGENTNB_OTLP_ENDPOINT).")
 @_handle_errors
-def traces(run_id: str | None, fmt: str, limit: int) -> None:
-    """List stored runs, or the spans of one run."""
+def traces(run_id: str | None, fmt: str, limit: int, endpoint: str | None) -> None:
+    """List stored runs, or the spans of one run; or export them over OTLP."""
     from agentnb import tracing
+
+    if fmt == "otlp":
+        ids = [run_id] if run_id else list(tracing.traces(limit=limit)["run_id"])
+        sent = tracing.export_stored(ids, endpoint=endpoint)
+        click.echo(f"Exported {sent} spans of {len(ids)} runs over OTLP.")
+        return
 
     frame = tracing.spans(run_id) if run_id else tracing.traces(limit=limit)
     click.echo(tracing.format_traces(frame, fmt=fmt))
@@ -165,9 +173,26 @@ def _params(pairs: tuple[tuple[str, str], ...], files: tuple[str, ...]) -> dict[
               metavar="NAME VALUE", help="Check a parameter value against the notebook.")
 @click.option("-f", "--parameters-file", "files", multiple=True, type=click.Path(),
               help="A YAML file of parameters to check (`-p` wins).")
+@click.option("--suite", default=None, metavar="FILE.py:NAME|MODULE:NAME",
+              help="Gate promotion: run this eval suite and stamp the notebook's provenance "
+              "only when it passes (exit 1 otherwise).")
+@click.option("--model", "models", multiple=True,
+              help="With --suite: a model to evaluate (repeatable); default the suite's.")
+@click.option("--repeats", type=click.IntRange(min=1), default=1, show_default=True,
+              help="With --suite: runs per scenario and model.")
+@click.option("--suite-budget-usd", type=float, default=None,
+              help="With --suite: USD limit for the suite run.")
+@click.option("--baseline", type=click.Path(dir_okay=False), default=None,
+              help="With --suite: a saved report the run must not regress against.")
 @_handle_errors
-def validate(notebook: str, pairs: tuple[tuple[str, str], ...], files: tuple[str, ...]) -> None:
-    """Validate a notebook: schema, cell ids, the parameters cell; exit 1 with reasons."""
+def validate(notebook: str, pairs: tuple[tuple[str, str], ...], files: tuple[str, ...],
+             suite: str | None, models: tuple[str, ...], repeats: int,
+             suite_budget_usd: float | None, baseline: str | None) -> None:
+    """Validate a notebook: schema, cell ids, the parameters cell; exit 1 with reasons.
+
+    With --suite, also run an eval suite and stamp the notebook with a provenance hash
+    (notebook, parameters, model ids, price table version) only when the suite passes.
+    """
     from agentnb.jobs import validate_notebook
 
     try:
@@ -182,6 +207,18 @@ def validate(notebook: str, pairs: tuple[tuple[str, str], ...], files: tuple[str
         click.echo(f"{notebook}: INVALID ({len(report.errors)} errors).", err=True)
         sys.exit(1)
     click.echo(f"{notebook}: OK (nbformat {report.nbformat}; parameters: {params or 'none'}).")
+    if suite is None:
+        return
+    from agentnb.evals import SuiteFailed, gate_notebook
+
+    try:
+        provenance = gate_notebook(notebook, suite, models=list(models) or None,
+                                   parameters=_params(pairs, files), repeats=repeats,
+                                   budget=suite_budget_usd, baseline=baseline)
+    except SuiteFailed as exc:
+        click.echo(f"{notebook}: NOT PROMOTED: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"{notebook}: PROMOTED, provenance {provenance.notebook_sha256}.")
 
 
 @cli.command()

@@ -848,7 +848,12 @@ def current_scope() -> BudgetScope | None:
         True
     """
     stack = _STACK.get()
-    return stack[-1] if stack else None
+    if stack:
+        return stack[-1]
+    # Under `agentnb run` the job's scope is the outermost one for every cell.
+    from agentnb.runtime._job import job_scope
+
+    return job_scope()
 
 
 def open_scopes() -> list[BudgetScope]:
@@ -859,7 +864,11 @@ def open_scopes() -> list[BudgetScope]:
         ...     [s.name for s in open_scopes()]
         ['notebook', 'cell']
     """
-    return list(_STACK.get())
+    from agentnb.runtime._job import job_scope
+
+    job = job_scope()
+    stack = list(_STACK.get())
+    return stack if job is None or (stack and stack[0] is job) else [job, *stack]
 
 
 def spent() -> Spent:

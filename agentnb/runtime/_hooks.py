@@ -53,6 +53,12 @@ def redact_obj(value: Any) -> Any:
     return redactor.redact_obj(value)
 
 
+def redaction_epoch() -> int:
+    """Changes whenever the redactor learns a secret: a key for caching redacted values."""
+    redactor = _redactor
+    return -1 if redactor is None else int(getattr(redactor, "secret_count", 0))
+
+
 def redact(text: str) -> str:
     """Redact secrets from one string."""
     redactor = _redactor

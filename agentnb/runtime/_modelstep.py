@@ -29,6 +29,7 @@ from agentnb.runtime._step import Step, ToolCallRecord
 from agentnb.tracing import semconv as sc
 
 if TYPE_CHECKING:
+    from agentnb.runtime._agent import Agent
     from agentnb.runtime._cache import ResponseCache
     from agentnb.runtime._run import Run
 
@@ -43,10 +44,8 @@ async def model_step(run: Run, index: int, started_at: datetime, t0: float) -> S
     _maybe_wrap_up(run, index)
     key = run.model_key()
     messages = run.request_messages()
-    definitions = agent.tool_definitions
     occurrence = run.next_occurrence("model", key)
-    request_info = {"step": index, "system": agent.system_prompt,
-                    "tools": [d.model_dump(mode="json", exclude={"effects"}) for d in definitions],
+    request_info = {"step": index, **_fixed_request_info(agent),
                     "new_messages": run.new_messages_since_model()}
     span = _hooks.tracer().start_span(f"chat {info.name}", attributes={
         sc.GEN_AI_OPERATION_NAME: sc.OP_CHAT, sc.AGENTNB_KIND: "model_call",
@@ -118,6 +117,20 @@ async def model_step(run: Run, index: int, started_at: datetime, t0: float) -> S
         run.set_state("done")
     return Step(kind="model", index=index, status=status, started_at=started_at,
                 duration_s=time.perf_counter() - t0, **fields)
+
+
+def _fixed_request_info(agent: Agent) -> dict[str, Any]:
+    """System prompt and tool definitions as recorded: redacted once per agent (and again
+    only when the redactor learns a new secret)."""
+    epoch = _hooks.redaction_epoch()
+    cached = agent._resolved.get("recorded_request")
+    if cached is None or cached[0] != epoch:
+        fixed = _hooks.redact_obj({
+            "system": agent.system_prompt,
+            "tools": [d.model_dump(mode="json", exclude={"effects"})
+                      for d in agent.tool_definitions]})
+        cached = agent._resolved["recorded_request"] = (epoch, fixed)
+    return cached[1]
 
 
 def _maybe_wrap_up(run: Run, index: int) -> None:
@@ -199,11 +212,15 @@ async def _call(run: Run, span: trace.Span, messages: list[Message], key: str, *
     left = run.scope.remaining()["usd"]
     if left is not None:
         span.set_attribute(sc.AGENTNB_BUDGET_REMAINING_USD, float(left))
-    dump = response.model_dump(mode="json")
+    # The rest of `request_info` is redacted already (system and tools once per agent, the
+    # new messages as they were appended), so only the response is redacted here.
+    dump = _hooks.redact_obj(response.model_dump(mode="json"))
     if run.replay_source is None:
-        payload = _hooks.redact_obj({**request_info, "response": dump})
+        payload = {**request_info, "response": dump}
         await run.store.arecord(run.run_id, "model", key, occurrence, payload)
     if agent._resolved["cache"]:
+        # cache.db is on disk like the recordings: no secret goes in (a hit gets the
+        # redacted text).
         await _response_cache(run).aput(key, dump, kind="model")
     return response
 

@@ -569,11 +569,22 @@ class Run:
         finally:
             span.end()
         self._steps.append(step)
-        self._step_dumps.append(_hooks.redact_obj(step.model_dump(mode="json")))
+        self._step_dumps.append(self._step_dump(step))
         await self._checkpoint()
         if self.finished:
             await self._finish()
         return step
+
+    def _step_dump(self, step: Step) -> dict[str, Any]:
+        """The step's redacted dump; its messages reuse the dumps redacted when appended."""
+        n = len(step.messages)
+        recent = self._messages[-n:] if n else []
+        if n and len(recent) == n and all(a is b for a, b in zip(step.messages, recent,
+                                                                 strict=True)):
+            rest = _hooks.redact_obj(step.model_dump(mode="json", exclude={"messages"}))
+            return {name: (self._message_dumps[-n:] if name == "messages" else rest[name])
+                    for name in Step.model_fields if name in rest or name == "messages"}
+        return _hooks.redact_obj(step.model_dump(mode="json"))
 
     async def _preflight(self, index: int) -> None:
         assert self.scope is not None

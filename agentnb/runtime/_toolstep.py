@@ -20,10 +20,12 @@ from agentnb.core import (
     ToolCallPart,
     ToolResultPart,
     Usage,
+    UsageError,
     WorkspaceViolation,
     content_hash,
     in_agentnb_loop,
 )
+from agentnb.governance import audit
 from agentnb.runtime import _hooks
 from agentnb.runtime._step import Step, ToolCallRecord
 from agentnb.runtime._tool import ToolOutcome, _retry_text
@@ -48,7 +50,9 @@ def _tool_key(call: ToolCallPart) -> str:
         args: Any = call.args()
     except ValueError:
         args = call.arguments
-    return content_hash({"tool": call.name, "args": args})
+    # Keyed on the redacted arguments: recorded model replies are redacted, so a replay proposes
+    # the redacted call and must find the same recording.
+    return content_hash({"tool": call.name, "args": _hooks.redact_obj(args)})
 
 
 async def _audit(run: Run, records: list[tuple[str, dict[str, Any]]]) -> None:
@@ -79,10 +83,15 @@ async def propose(run: Run, calls: list[ToolCallPart]) -> bool:
         if policy is None:
             run.decisions[call.id] = {"decision": "allow", "rule": "no-policy", "reason": ""}
             continue
-        verdict = policy.decide(call.name, tool.effects, _args(call))
-        entry: dict[str, Any] = {"decision": verdict.decision, "rule": verdict.rule,
-                                 "reason": verdict.reason}
-        if verdict.decision == "approve":
+        try:
+            verdict = policy.decide(call.name, tool.effects, _args(call))
+        except UsageError as exc:
+            # A rule's `when` raised: the call cannot be shown to be allowed, so it is denied.
+            entry: dict[str, Any] = {"decision": "deny", "rule": "rule-error",
+                                     "reason": exc.message}
+        else:
+            entry = {"decision": verdict.decision, "rule": verdict.rule, "reason": verdict.reason}
+        if entry["decision"] == "approve":
             remembered = run.sticky.get(call.name)
             if remembered is not None:
                 entry["approval"] = {"decision": remembered, "approver": "sticky",
@@ -90,9 +99,9 @@ async def propose(run: Run, calls: list[ToolCallPart]) -> bool:
             else:
                 needs = True
         run.decisions[call.id] = entry
-        audits.append(("policy", {"run_id": run.run_id, "tool": call.name, "call_id": call.id,
-                                  "arguments": _args(call), "effects": sorted(tool.effects),
-                                  **entry}))
+        audits.append((audit.POLICY_DECISION, {
+            "run_id": run.run_id, "tool": call.name, "call_id": call.id,
+            "arguments": _args(call), "effects": sorted(tool.effects), **entry}))
     await _audit(run, audits)
     return needs
 
@@ -115,8 +124,6 @@ def approval_requests(run: Run) -> list[ApprovalRequest]:
 
 def decide(run: Run, call_id: str, approval: Approval) -> None:
     """Record an approval decided outside the run (a notebook widget)."""
-    from agentnb.core import UsageError
-
     entry = run.decisions.get(call_id)
     if run.state != "awaiting_approval" or entry is None or entry.get("decision") != "approve":
         msg = f"Run {run.run_id!r} has no tool call {call_id!r} waiting for approval."
@@ -182,7 +189,7 @@ async def approval_step(run: Run, index: int, started_at: datetime, t0: float) -
             sc.AGENTNB_KIND: "approval", sc.GEN_AI_TOOL_CALL_ID: call.id,
             sc.AGENTNB_APPROVAL_DECISION: approval.decision,
             sc.AGENTNB_APPROVER: approval.approver})
-        audits.append(("approval", {"run_id": run.run_id, "tool": call.name, "call_id": call.id,
+        audits.append((audit.APPROVAL, {"run_id": run.run_id, "tool": call.name, "call_id": call.id,
                                     "decision": approval.decision, "approver": approval.approver,
                                     "message": approval.message}))
         status = {"approve": "approved", "edit": "edited"}.get(approval.decision, "denied")
@@ -356,9 +363,9 @@ async def _execute(run: Run, index: int, call: ToolCallPart, *, key: str, occurr
         try:
             values = check_workspace(values, tool.path_params, policy.workspace, tool.name)
         except WorkspaceViolation as exc:
-            await _audit(run, [("workspace", {"run_id": run.run_id, "tool": call.name,
-                                              "call_id": call.id, "decision": "deny",
-                                              "message": exc.message})])
+            await _audit(run, [(audit.WORKSPACE_VIOLATION, {
+                "run_id": run.run_id, "tool": call.name, "call_id": call.id, "decision": "deny",
+                "path": exc.path, "workspace": exc.workspace, "message": exc.message})])
             return ToolOutcome(content=str(exc), status="denied",
                                error_type="WorkspaceViolation"), False, False
     assert run.scope is not None
@@ -366,7 +373,7 @@ async def _execute(run: Run, index: int, call: ToolCallPart, *, key: str, occurr
     token = CURRENT_RUN.set(run)
     try:
         network = (contextlib.nullcontext() if policy is None or policy.network is None
-                   else _network(policy.network, call.name))
+                   else _network(run, policy.network, call))
         with network:
             outcome = await tool.execute(call.arguments, run.context_for(index, call.id),
                                          validated=values)
@@ -378,10 +385,19 @@ async def _execute(run: Run, index: int, call: ToolCallPart, *, key: str, occurr
     return outcome, False, True
 
 
-def _network(hosts: Any, tool: str) -> Any:
-    from agentnb.governance import network_scope
+def _network(run: Run, hosts: Any, call: ToolCallPart) -> Any:
+    from agentnb.governance import NetworkDecision, network_scope
 
-    return network_scope(hosts, tool=tool)
+    home = run.agent.resolved_settings.home
+
+    def on_decision(decision: NetworkDecision) -> None:
+        if not decision.allowed and run.replay_source is None:
+            # Rare (a refusal), and perhaps on a sync tool's worker thread: written directly.
+            _hooks.audit(home, audit.NETWORK_BLOCKED, run_id=run.run_id, call_id=call.id,
+                         tool=call.name, host=decision.host, url=decision.url,
+                         reason=decision.reason)
+
+    return network_scope(hosts, on_decision=on_decision, tool=call.name)
 
 
 def _denied(entry: dict[str, Any]) -> str | None:

@@ -64,7 +64,7 @@ def test_policy_deny_is_an_error_result_and_audited() -> None:
     assert result.usage.tool_calls == 0
     home = agent.resolved_settings.home
     events = [(r.get("event"), r.get("decision")) for r in _audit_records(home)]
-    assert ("policy", "deny") in events
+    assert ("policy_decision", "deny") in events
     assert audit.verify(home / "audit" / "audit.jsonl").ok
 
 
