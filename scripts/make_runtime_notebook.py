@@ -99,9 +99,8 @@ cells = [
         "reads a run back (after a kernel restart, say) and `resume()` continues it without "
         "repeating a completed tool call or paying again for a recorded model call."),
     new_code_cell(
-        "half = agent.start(\"What does key 3 hold in the catalogue?\")\n"
-        "half.step()\n"
-        "half.step()\n"
+        "half = agent.start(task)\n"
+        "half.step()   # the model asked for a tool; the kernel could die here\n"
         "loaded = anb.Run.load(half.run_id)\n"
         "print(loaded.state, len(loaded.steps), \"steps stored\")\n"
         "resumed = loaded.resume()\n"
