@@ -185,7 +185,7 @@ def _params(pairs: tuple[tuple[str, str], ...], files: tuple[str, ...]) -> dict[
 @click.option("--baseline", type=click.Path(dir_okay=False), default=None,
               help="With --suite: a saved report the run must not regress against.")
 @_handle_errors
-def validate(notebook: str, pairs: tuple[tuple[str, str], ...], files: tuple[str, ...],
+def validate(*, notebook: str, pairs: tuple[tuple[str, str], ...], files: tuple[str, ...],
              suite: str | None, models: tuple[str, ...], repeats: int,
              suite_budget_usd: float | None, baseline: str | None) -> None:
     """Validate a notebook: schema, cell ids, the parameters cell; exit 1 with reasons.

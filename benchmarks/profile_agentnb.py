@@ -33,8 +33,10 @@ def _cpu() -> float:
 
 def start_server() -> tuple[subprocess.Popen[str], str]:
     """Start fake_openai.py on a free port; return (process, root URL)."""
-    proc = subprocess.Popen([sys.executable, os.path.join(PEERS, "fake_openai.py"), "--port", "0"],
-                            stdout=subprocess.PIPE, text=True)
+    cmd = [sys.executable, os.path.join(PEERS, "fake_openai.py"), "--port", "0"]
+    if (os.cpu_count() or 1) >= 2:
+        cmd += ["--cpu", "0"]  # as run_bench.py: server on CPU 0, the measured client on CPU 1
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     line = proc.stdout.readline()
     return proc, "http://" + line.split()[1]
@@ -111,6 +113,8 @@ def main() -> None:
     p.add_argument("--out")
     a = p.parse_args()
     proc, root = start_server()
+    if (os.cpu_count() or 1) >= 2:
+        os.sched_setaffinity(0, {1})
     try:
         text = asyncio.run(amain(a, root))
     finally:

@@ -123,7 +123,9 @@ def main() -> int:
     """Write latest.md and latest.json."""
     peers, runtime = _load("peers.json"), _load("runtime.json")
     trace_text, jobs_text = _load("trace_store.txt"), _load("jobs.txt")
-    jobs = _load("jobs.json") or (None if jobs_text is None else {})
+    jobs = _load("jobs.json") or (None if jobs_text is None else {
+        "run_overhead_pct": _num(jobs_text, r"overhead ([+-]?[\d.]+)%"),
+        "batch_scaling_2w": _num(jobs_text, r"speed-up ([\d.]+)x")})
     rows = targets(peers, runtime, trace_text, jobs)
     md = ["# agentnb benchmarks", "",
           f"Generated {time.strftime('%Y-%m-%d %H:%M:%S')} by `bash benchmarks/run_all.sh` "

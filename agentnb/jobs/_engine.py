@@ -57,6 +57,19 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def _redact_outputs(cell: Any) -> None:
+    """Replace secrets in a cell's outputs before papermill saves the notebook (invariant 4)."""
+    outputs = cell.get("outputs")
+    if not outputs:
+        return
+    from nbformat import from_dict
+
+    from agentnb.governance import default_redactor
+
+    cell["outputs"] = [from_dict(o) for o in default_redactor().redact_obj(
+        [dict(o) for o in outputs])]
+
+
 def engine_class() -> Any:
     """The `AgentnbEngine` class (papermill engine `agentnb`), built on first use.
 
@@ -144,6 +157,7 @@ def engine_class() -> Any:
                     if cell_status != "exit":
                         self.nb_man.cell_exception(cells[index], cell_index=index, exception=exc)
                 finally:
+                    _redact_outputs(cells[index])
                     after = self._ledger()
                     self._account(cells[index], before, after, cell_status)
                     before = after or before

@@ -652,6 +652,20 @@ class Run:
                 else _hooks.redact(render_result(dump_output(self.output))),
             })
         await _hooks.aflush()
+        if self.stop_reason == "budget" and self.agent.policy is not None:
+            await self._audit_budget_stop()
         job = job_context()
         if job is not None and self.parent_run_id is None and self.finished:
-            await asyncio.to_thread(job.record_run, self.result)
+            # Only a refusal by the job's own scope ends the job; a run's own limit does not.
+            by_job = getattr(self.stop_error, "scope_name", None) == job.scope.name
+            await asyncio.to_thread(job.record_run, self.result, stopped_by_job=by_job)
+
+    async def _audit_budget_stop(self) -> None:
+        from agentnb.governance import audit
+
+        err = self.stop_error
+        fields = {name: str(getattr(err, name)) for name in
+                  ("limit_name", "limit", "spent", "requested", "scope", "scope_name")
+                  if getattr(err, name, None) is not None}
+        await asyncio.to_thread(_hooks.audit, self.agent.resolved_settings.home,
+                                audit.BUDGET_STOP, run_id=self.run_id, **fields)

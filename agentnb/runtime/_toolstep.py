@@ -99,6 +99,9 @@ async def propose(run: Run, calls: list[ToolCallPart]) -> bool:
             else:
                 needs = True
         run.decisions[call.id] = entry
+        audits.append((audit.TOOL_CALL_REQUESTED, {
+            "run_id": run.run_id, "tool": call.name, "call_id": call.id,
+            "arguments": _args(call), "reason": call.reason}))
         audits.append((audit.POLICY_DECISION, {
             "run_id": run.run_id, "tool": call.name, "call_id": call.id,
             "arguments": _args(call), "effects": sorted(tool.effects), **entry}))
@@ -249,6 +252,9 @@ async def tools_step(run: Run, index: int, started_at: datetime, t0: float) -> S
         parts.append(ToolResultPart(call_id=call.id, name=call.name, content=outcome.content,
                                     is_error=outcome.is_error))
         records.append(_record(call, result, run.decisions.get(call.id)))
+    await _audit(run, [(audit.TOOL_RESULT, {
+        "run_id": run.run_id, "tool": r.name, "call_id": r.id, "status": r.status,
+        "replayed": r.replayed, "result": (r.result or "")[:500]}) for r in records])
     message = Message.tool_results(*parts)
     run.append_message(message)
     usage = Usage(tool_calls=executed)
@@ -403,7 +409,8 @@ def _network(run: Run, hosts: Any, call: ToolCallPart) -> Any:
 def _denied(entry: dict[str, Any]) -> str | None:
     decision = entry.get("decision")
     if decision == "deny":
-        return (f"Denied by policy ({entry.get('rule')}): {entry.get('reason') or 'not allowed'}."
+        reason = (entry.get("reason") or "not allowed").rstrip(".")
+        return (f"Denied by policy ({entry.get('rule')}): {reason}."
                 " Do not retry this call; find another way or explain the limitation.")
     if decision == "approve":
         approval = entry.get("approval") or {}

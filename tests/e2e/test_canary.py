@@ -81,8 +81,6 @@ def test_canary_never_reaches_traces_cache_audit_or_checkpoints() -> None:
     _assert_nowhere(home, canaries)
 
 
-@pytest.mark.xfail(strict=True, reason="the jobs engine does not redact cell outputs yet "
-                   "(agentnb/jobs/_engine.py should pass outputs through default_redactor)")
 def test_canary_never_reaches_an_executed_notebook(tmp_path: Path) -> None:
     """A notebook printing and displaying the agent's output keeps no secret in its .ipynb."""
     home = Path(os.environ["AGENTNB_HOME"])
