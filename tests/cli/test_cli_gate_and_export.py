@@ -1,4 +1,4 @@
-"""`agentnb validate --suite` gates promotion; `agentnb traces --format otlp` exports stored runs."""
+"""`agentnb validate --suite` gates promotion; `agentnb traces --format otlp` exports runs."""
 
 from __future__ import annotations
 
