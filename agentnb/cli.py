@@ -106,7 +106,7 @@ def traces(run_id: str | None, fmt: str, limit: int, endpoint: str | None) -> No
         return
 
     frame = tracing.spans(run_id) if run_id else tracing.traces(limit=limit)
-    click.echo(tracing.format_traces(frame, fmt=fmt))
+    click.echo(tracing.format_traces(frame, fmt="json" if fmt == "json" else "table"))
 
 
 @cli.command()

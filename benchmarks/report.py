@@ -146,7 +146,8 @@ def main() -> int:
                f"- Budget contention: {b['runs']} concurrent runs under one shared "
                f"`anb.budget` scope, each with its own `Budget`: {b['cpu_ms_per_run_budget']:.2f} "
                f"ms CPU/run vs {b['cpu_ms_per_run_nobudget']:.2f} without any budget "
-               f"({b['overhead_pct']:+.1f}%, best of {b['rounds']} interleaved rounds).",
+               f"(best of {b['rounds']} rounds; overhead {b['overhead_pct']:+.1f}% = median of "
+               "the per-round ratios, each round running both back to back).",
                f"- Replay: {rp['executed_runs_per_s']:.0f} runs/s executed, "
                f"{rp['replayed_runs_per_s']:.0f} runs/s replayed from recordings "
                f"({rp['replay_vs_execute']:.2f}x), {rp['runs']} runs of {3 + 1} model calls.", ""]

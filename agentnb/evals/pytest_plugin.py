@@ -85,11 +85,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_STATE] = _State(
         enabled=bool(config.getoption("--agentnb")),
         models=list(config.getoption("--agentnb-model") or []),
-        repeats=int(config.getoption("--agentnb-repeats")),
+        repeats=int(config.getoption("--agentnb-repeats") or 1),
         budget_usd=config.getoption("--agentnb-budget-usd"),
         baseline=config.getoption("--agentnb-baseline"),
         save=config.getoption("--agentnb-save"),
-        tolerance=float(config.getoption("--agentnb-tolerance")))
+        tolerance=float(config.getoption("--agentnb-tolerance") or 0.0))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -320,9 +320,11 @@ class _DaskPool:
         if address == "local":
             # A task whose worker died must not be re-run by the scheduler: its allotment was
             # charged in full, and a re-run would spend it again (execute_job also refuses).
-            with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
-                self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1,
-                                            processes=True, dashboard_address=None)
+            with dask.config.set(  # pyright: ignore[reportPrivateImportUsage]
+                    {"distributed.scheduler.allowed-failures": 0}):
+                self.cluster = LocalCluster(
+                    n_workers=workers, threads_per_worker=1, processes=True,
+                    dashboard_address=None)  # pyright: ignore[reportArgumentType]
             self.client = Client(self.cluster)
         else:
             self.client = Client(address)
@@ -336,7 +338,8 @@ class _DaskPool:
         from distributed.client import FIRST_COMPLETED as DASK_FIRST
 
         try:
-            done, _ = wait(futures, timeout=timeout, return_when=DASK_FIRST)
+            done, _ = wait(  # pyright: ignore[reportGeneralTypeIssues]
+                futures, timeout=timeout, return_when=DASK_FIRST)
         except TimeoutError:
             return set()
         return set(done)

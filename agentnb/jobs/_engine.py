@@ -100,7 +100,7 @@ def engine_class() -> Any:
             self.wall_s = wall_s
             self.stop_file = Path(stop_file) if stop_file else None
             self.started = time.monotonic()
-            self.timeout_func = self._cell_timeout
+            self.timeout_func = self._cell_timeout  # pyright: ignore[reportAttributeAccessIssue]
             # On timeout nbclient interrupts the kernel (so it is free for the final
             # kernel_info) and reports this error, which `_classify` reads as a wall-time stop.
             self.interrupt_on_timeout = True

@@ -75,7 +75,8 @@ def collect_results(batch_dir: str | Path) -> Any:
     frame = pd.DataFrame(rows)
     for column in frame.columns:
         # parquet needs one type per column: mixed objects become their JSON-ish text.
-        if frame[column].dtype == object and frame[column].map(type).nunique() > 1:
+        mixed = bool(frame[column].map(type).nunique() > 1)
+        if frame[column].dtype == object and mixed:
             frame[column] = frame[column].map(lambda v: None if v is None else str(v))
     return frame
 

@@ -49,3 +49,23 @@ from agentnb.runtime import register_display as _register_display
 
 _register_display("mimebundle", run_mimebundle)
 _register_display("display", display_run)
+
+
+def _flush_after_each_cell() -> None:
+    """In a kernel, write finished spans at the end of every cell (DESIGN: flushed per cell)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython is a dependency of the notebook extra
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+    from agentnb.tracing import flush
+
+    def flush_spans(_result: object = None) -> None:
+        flush()
+
+    shell.events.register("post_run_cell", flush_spans)
+
+
+_flush_after_each_cell()

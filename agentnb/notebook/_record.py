@@ -108,7 +108,7 @@ def _encode_pandas(value: Any) -> tuple[str, Any]:
 
     frame = value.to_frame() if isinstance(value, pd.Series) else value
     frame = frame.reset_index() if not isinstance(frame.index, pd.RangeIndex) else frame
-    records = json.loads(frame.to_json(orient="records", date_format="iso"))
+    records = json.loads(frame.to_json(orient="records", date_format="iso") or "[]")
     return "dataframe", {"columns": [str(c) for c in frame.columns], "records": records}
 
 
@@ -149,7 +149,7 @@ def decode(payload: dict[str, Any]) -> Any:
         3
     """
     kind, value = payload.get("type"), payload.get("value")
-    if kind == "dataframe":
+    if kind == "dataframe" and isinstance(value, dict):
         import pandas as pd
 
         return pd.DataFrame(value["records"], columns=value["columns"])

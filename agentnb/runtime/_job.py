@@ -145,13 +145,13 @@ class JobContext:
         """Where the ledger is written."""
         return self.job_dir / LEDGER_NAME
 
-    def record_run(self, result: Any, *, stopped_by_job: bool | None = None) -> Ledger:
+    def record_run(self, result: Any, *, stopped_by_job: bool = True) -> Ledger:
         """Record a finished run (a `RunResult`) and write the ledger.
 
         Recording the same run id twice keeps the last record, so a run recorded by the
         runtime and again by notebook code counts once. A budget or wall-time stop ends the
         job only when the job's own scope refused (`stopped_by_job`); a run that hit its own
-        `Budget` stops alone. When `stopped_by_job` is None the job scope's state decides.
+        `Budget` stops alone. Callers that cannot tell keep the default: stop the job.
         """
         usage = getattr(result, "usage", None)
         entry = LedgerRun(
@@ -161,22 +161,12 @@ class JobContext:
             usd=getattr(usage, "usd", None),
             steps=len(getattr(result, "steps", ()) or ()),
         )
-        if stopped_by_job is None:
-            stopped_by_job = self._scope_exhausted()
         with self.lock:
             self.runs[entry.run_id] = entry
             if (entry.stop_reason in _BUDGET_REASONS and stopped_by_job
                     and self.stop_reason is None):
                 self.stop_reason = entry.stop_reason
         return self.flush()
-
-    def _scope_exhausted(self) -> bool:
-        """True when the job's scope has (nearly) nothing left of a limit or of its wall time."""
-        try:
-            self.scope.check_wall()
-        except RunStopped:
-            return True
-        return self.scope.fraction_used() >= 0.999
 
     def record_stop(self, reason: str) -> Ledger:
         """Mark the job as stopped by `reason` (e.g. `budget`) and write the ledger."""

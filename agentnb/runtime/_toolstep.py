@@ -58,13 +58,7 @@ def _tool_key(call: ToolCallPart) -> str:
 async def _audit(run: Run, records: list[tuple[str, dict[str, Any]]]) -> None:
     if run.agent.policy is None or not records or run.replay_source is not None:
         return
-    home = run.agent.resolved_settings.home
-
-    def write() -> None:
-        for event, fields in records:
-            _hooks.audit(home, event, **fields)
-
-    await asyncio.to_thread(write)
+    await _hooks.audit_many(run.agent.resolved_settings.home, records)
 
 
 # -- policy ------------------------------------------------------------------------------------

@@ -67,6 +67,16 @@ def test_ledger_counts_spend_through_scope_and_stops_on_budget(tmp_path: Path) -
     assert [r.run_id for r in on_disk.runs] == ["run_1"]
 
 
+def test_a_runs_own_budget_stop_does_not_stop_the_job(tmp_path: Path) -> None:
+    """A run that hit its own Budget stops alone; the job goes on."""
+    ctx = _ctx(tmp_path, job_budget_usd="0.05")
+    run = SimpleNamespace(run_id="run_own", status="stopped", stop_reason="budget",
+                          usage=Usage(usd=Decimal("0.001")), steps=(1,))
+    ledger = ctx.record_run(run, stopped_by_job=False)
+    assert not ledger.budget_stopped
+    assert ledger.stop_reason is None
+
+
 def test_record_run_twice_counts_once(tmp_path: Path) -> None:
     """A run recorded by the runtime and again by notebook code is one ledger entry."""
     ctx = _ctx(tmp_path)
