@@ -43,7 +43,8 @@ def test_tools_and_agents_section() -> None:
     assert "walnut" in str(result.output)
     assert result.usage.model_calls >= 1
     assert isinstance(result.usage.usd, Decimal)
-    assert result.usage.input_tokens > 0 and result.usage.output_tokens > 0
+    assert result.usage.input_tokens > 0
+    assert result.usage.output_tokens > 0
     assert isinstance(result.run_id, str)
     again = asyncio.run(agent.arun("What does key 7 hold?"))
     assert again.output == result.output
@@ -84,7 +85,8 @@ def test_step_through_rewind_resume_replay_stop() -> None:
     step = run.step()
     assert (step.kind, step.index) == ("model", 1)
     assert step.usage.model_calls == 1
-    assert step.tool_calls and step.reason
+    assert step.tool_calls
+    assert step.reason
     assert run.steps == [step]
     result = run.run_to_end()
     assert result.status == "done"
@@ -111,7 +113,8 @@ def test_models_section() -> None:
     assert anb.models.Fallback(["sim:cheap", "sim:careful"]).info is not None
     anb.set_price("openai:my-model", input_per_mtok=1.0, output_per_mtok=2.0)
     price = anb.models.lookup_price("openai", "my-model")
-    assert price is not None and price.output_per_mtok == Decimal("2.0")
+    assert price is not None
+    assert price.output_per_mtok == Decimal("2.0")
     unpriced = anb.models.FunctionModel(lambda m, i: "x", name="free-guess",
                                         input_per_mtok=None, output_per_mtok=None)
     with pytest.warns(anb.CostUnknownWarning):
@@ -133,7 +136,8 @@ def test_governance_section(tmp_path: Path) -> None:
     agent.run("What does key 7 hold?")
     home = Path(anb.core.resolve().home)
     report = anb.audit.verify(home / "audit" / "audit.jsonl")
-    assert report.ok and report.records > 0
+    assert report.ok
+    assert report.records > 0
     assert anb.http_client is not None
 
 
