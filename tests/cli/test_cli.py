@@ -140,3 +140,30 @@ def test_batch_cli_small_grid_end_to_end(tmp_path: Path) -> None:
     code, text = _invoke("report", str(batch_dir))
     assert code == 0
     assert "report.html" in text
+
+
+def _all_commands() -> list[tuple[str, ...]]:
+    import click
+
+    found: list[tuple[str, ...]] = []
+
+    def walk(group: click.Group, prefix: tuple[str, ...]) -> None:
+        for name, command in group.commands.items():
+            path = (*prefix, name)
+            if isinstance(command, click.Group):
+                walk(command, path)
+            else:
+                found.append(path)
+
+    walk(cli, ())
+    return found
+
+
+@pytest.mark.parametrize("path", _all_commands(), ids=" ".join)
+def test_every_command_is_documented_in_the_readme(path: tuple[str, ...]) -> None:
+    """Every command has a help summary and appears in the README's command list."""
+    code, text = _invoke(*path, "--help")
+    assert code == 0
+    assert "Usage:" in text
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    assert f"agentnb {' '.join(path)}" in readme
