@@ -25,6 +25,7 @@ from agentnb.governance._approvers import (
     headless_approver,
 )
 from agentnb.governance._audit import AuditLog, AuditReport
+from agentnb.governance._audit_merge import merge_audit
 from agentnb.governance._network import (
     NetworkDecision,
     NetworkScope,
@@ -57,6 +58,7 @@ __all__ = [
     "headless_approver",
     "http_client",
     "http_client_sync",
+    "merge_audit",
     "network_scope",
     "NetworkDecision",
     "NetworkScope",

@@ -24,14 +24,17 @@ from agentnb.governance._audit import (
     record_hash,
     verify,
 )
+from agentnb.governance._audit_merge import AUDIT_MERGE_PROBLEM, merge_audit
 
 __all__ = [
     "APPROVAL",
+    "AUDIT_MERGE_PROBLEM",
     "AuditLog",
     "AuditReport",
     "BUDGET_STOP",
     "GENESIS",
     "iter_records",
+    "merge_audit",
     "NETWORK_BLOCKED",
     "POLICY_DECISION",
     "record_hash",

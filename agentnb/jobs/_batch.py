@@ -17,6 +17,14 @@ notebook) and is rewritten atomically after every change. `--resume` re-runs job
 pending, running (the coordinator died) or lost, and never re-runs done, failed or stopped
 ones. A `STOP` file in the batch folder (`agentnb stop BATCH_ID`) stops scheduling, and the
 engine stops running jobs between cells.
+
+Every job has one agentnb home, `jobs/<key>/home/`, shared by all its attempts (each attempt
+keeps its ledger in `jobs/<key>/attempt-<n>/`). Its kernels run with the response cache on,
+so an attempt re-run by `--resume` gets every model response the lost attempt already paid
+for from `home/cache.db`, at no cost. No SQLite file is shared between jobs: as each job ends
+(done, failed, stopped or lost) the coordinator merges its `traces.db` into the batch's
+`runs/<batch-id>/traces.db` and its audit chain into `runs/<batch-id>/audit/audit.jsonl`
+(each record tagged with the job's key); both merges are idempotent.
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentnb.core import AgentnbError, ConfigError, UsageError, new_id
+from agentnb.jobs._collect import job_home, merge_job
 
 __all__ = ["BatchManifest", "BatchResult", "JobRecord", "load_grid", "load_manifest",
            "request_batch_stop", "run_batch"]
@@ -80,6 +89,10 @@ class JobRecord(BaseModel):
     """What went wrong, for a failed, stopped or lost job."""
     failed_cell: int | None = None
     """The failing cell of a failed job."""
+    run_ids: list[str] = Field(default_factory=list)
+    """The runs of every attempt, as merged into the batch's `traces.db`."""
+    merge_error: str | None = None
+    """Why the job's traces or audit records could not be merged into the batch's."""
 
 
 class BatchManifest(BaseModel):
@@ -256,7 +269,7 @@ def execute_job(spec: dict[str, Any]) -> dict[str, Any]:
             budget_usd=spec["budget_usd"], max_steps=spec["max_steps"], wall_s=spec["wall_s"],
             approvals=spec["approvals"], kernel_name=spec["kernel_name"],
             job_id=spec["job_id"], job_dir=job_dir, job_kind="batch",
-            stop_file=spec["stop_file"])
+            stop_file=spec["stop_file"], home=spec.get("home"))
     except AgentnbError as exc:
         return {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "exact": True}
     return {"status": result.status, "stop_reason": result.stop_reason,
@@ -455,6 +468,7 @@ def run_batch(
                 # The coordinator died with this attempt in flight: charge it in full.
                 job.spend_usd += _unknown_spend(batch_dir, job)
                 job.status, job.error = "lost", "the coordinator exited while it ran"
+                merge_job(batch_dir.resolve(), job)
     else:
         if grid is None:
             raise UsageError("A new batch needs a grid.", hint="Pass `--grid grid.yaml`.")
@@ -526,6 +540,7 @@ class _Coordinator:
             "notebook": m.notebook, "params": job.params,
             "out": str(self.batch_dir / "notebooks" / f"{job.key}.ipynb"),
             "job_dir": str(self.batch_dir / "jobs" / job.key / f"attempt-{job.attempts}"),
+            "home": str(job_home(self.batch_dir, job.key)),
             "job_id": f"{m.batch_id}-{job.key}-a{job.attempts}", "attempt": job.attempts,
             "budget_usd": None if allotment is None else str(allotment),
             "max_steps": m.max_steps, "wall_s": m.wall_s, "approvals": m.approvals,
@@ -622,6 +637,7 @@ class _Coordinator:
         job.output_path = outcome.get("output_path") or job.output_path
         job.error = outcome.get("error")
         job.failed_cell = outcome.get("failed_cell")
+        merge_job(self.batch_dir, job)
         self._changed()
 
 

@@ -20,7 +20,7 @@ RECORD_MIME = "application/vnd.agentnb.record+json"
 """The MIME type of a value recorded into an executed notebook."""
 
 _BASE_COLUMNS = ("job", "status", "stop_reason", "spend_usd", "steps", "duration_s", "attempts",
-                 "failed_cell", "error", "output_path")
+                 "failed_cell", "error", "output_path", "run_ids")
 
 
 def read_records(notebook: str | Path) -> dict[str, Any]:
@@ -65,6 +65,7 @@ def collect_results(batch_dir: str | Path) -> Any:
             "spend_usd": float(job.spend_usd), "steps": job.steps,
             "duration_s": job.duration_s, "attempts": job.attempts,
             "failed_cell": job.failed_cell, "error": job.error, "output_path": job.output_path,
+            "run_ids": " ".join(job.run_ids),
         }
         for name, value in job.params.items():
             row[name if name not in row else f"param.{name}"] = value

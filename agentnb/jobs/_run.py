@@ -163,10 +163,27 @@ def _approvals_spec(approvals: str) -> str:
 
 def job_env(*, job_id: str, job_dir: Path, budget_usd: Decimal | float | str | None,
             max_steps: int | None, wall_s: float | None, approvals: str,
-            kind: str = "notebook") -> dict[str, str]:
-    """The environment variables a job's kernel starts with."""
+            kind: str = "notebook", home: Path | None = None) -> dict[str, str]:
+    """The environment variables a job's kernel starts with.
+
+    With `home`, the kernel keeps its `traces.db`, `cache.db` and `audit/` there
+    (`AGENTNB_HOME`). A `batch` job also gets the response cache (`AGENTNB_CACHE=1`): every
+    attempt of the job shares its home, so a re-run attempt takes each model response the
+    earlier one paid for from the cache, at no cost. Other jobs keep the user's setting.
+
+    Example:
+        >>> env = job_env(job_id="j", job_dir=Path("/tmp/j/a-1"), budget_usd=None,
+        ...               max_steps=None, wall_s=None, approvals="deny", kind="batch",
+        ...               home=Path("/tmp/j/home"))
+        >>> env["AGENTNB_HOME"], env["AGENTNB_CACHE"]
+        ('/tmp/j/home', '1')
+    """
     env = {"AGENTNB_JOB_ID": job_id, "AGENTNB_JOB_DIR": str(job_dir),
            "AGENTNB_JOB_KIND": kind, "AGENTNB_APPROVALS": approvals, "AGENTNB_HEADLESS": "1"}
+    if home is not None:
+        env["AGENTNB_HOME"] = str(home)
+    if kind == "batch":
+        env["AGENTNB_CACHE"] = "1"
     for name, value in (("AGENTNB_JOB_BUDGET_USD", budget_usd),
                         ("AGENTNB_JOB_MAX_STEPS", max_steps), ("AGENTNB_JOB_WALL_S", wall_s)):
         env[name] = "" if value is None else str(value)
@@ -207,6 +224,7 @@ def run_notebook(
     job_kind: Literal["notebook", "batch"] = "notebook",
     stop_file: str | Path | None = None,
     cwd: str | Path | None = None,
+    home: str | Path | None = None,
 ) -> JobResult:
     """Execute a notebook as a budget-limited job and return how it ended.
 
@@ -224,6 +242,8 @@ def run_notebook(
         job_kind: `batch` when the budget is an allotment granted by a batch.
         stop_file: A file whose appearance stops the job between cells (`agentnb stop`).
         cwd: The kernel's working directory; default the notebook's folder.
+        home: The kernel's `AGENTNB_HOME` (its `traces.db`, `cache.db`, `audit/`); default
+            the caller's. A batch gives each job one home shared by all its attempts.
 
     Returns:
         A `JobResult`; it does not raise for a failed or stopped job (see `raise_for_status`).
@@ -270,8 +290,12 @@ def run_notebook(
     folder = Path(job_dir) if job_dir is not None else resolve().home / "jobs" / job_id
     folder = folder.resolve()
     folder.mkdir(parents=True, exist_ok=True)
+    kernel_home: Path | None = None
+    if home is not None:
+        kernel_home = Path(home).expanduser().resolve()
+        kernel_home.mkdir(parents=True, exist_ok=True)
     env = job_env(job_id=job_id, job_dir=folder, budget_usd=usd, max_steps=max_steps,
-                  wall_s=wall_s, approvals=spec, kind=job_kind)
+                  wall_s=wall_s, approvals=spec, kind=job_kind, home=kernel_home)
     try:
         import papermill
         from papermill.exceptions import PapermillExecutionError

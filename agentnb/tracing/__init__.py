@@ -6,6 +6,7 @@ Everything here is cheap to import: the OpenTelemetry SDK, sqlite and pandas loa
 from agentnb.tracing import _semconv as semconv
 from agentnb.tracing._annotations import annotate, annotations
 from agentnb.tracing._diff import Divergence, StepSummary, TraceDiff, diff
+from agentnb.tracing._merge import merge_store
 from agentnb.tracing._otlp import export_otlp, export_stored
 from agentnb.tracing._query import SpanRecord, format_traces, load_spans, spans, traces
 from agentnb.tracing._spans import (
@@ -34,6 +35,7 @@ __all__ = [
     "flush",
     "format_traces",
     "load_spans",
+    "merge_store",
     "redact",
     "SCHEMA_VERSION",
     "semconv",
