@@ -137,7 +137,11 @@ def main() -> int:
         met = {True: "yes", False: "**no**", None: "—"}[r["met"]]
         md.append(f"| {r['figure']} | {_fmt(r['value'])} | {r['target']} | {met} | {r['note']} |")
     md += ["", "## What each agentnb feature costs (CPU ms per model call)", "",
-           *feature_costs(peers), ""]
+           *feature_costs(peers), "",
+           "One run per cell: on this shared 2-core VM, differences under ~15-20% between "
+           "rows are run-to-run noise (a negative cost means the feature's cost is below it). "
+           "`benchmarks/README.md` has pinned in-process A/B measurements of each component.",
+           ""]
     if runtime:
         b, rp = runtime["budget"], runtime["replay"]
         md += ["## Runtime (bench_runtime.py, scripted FunctionModel, no HTTP)", "",

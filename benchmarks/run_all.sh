@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerate every benchmark figure into benchmarks/results/latest.md + latest.json.
-#   bash benchmarks/run_all.sh            # about 12 minutes on 2 cores
-#   QUICK=1 bash benchmarks/run_all.sh    # smoke test, about 4 minutes
+#   bash benchmarks/run_all.sh            # about 10-11 minutes on 2 cores
+#   QUICK=1 bash benchmarks/run_all.sh    # smoke test: fewer runs per cell, fewer scenarios
 # The peer comparison runs in its own venv (benchmarks/peers/.venv, created on first use from
 # benchmarks/peers/requirements.txt plus agentnb editable); the rest runs in the project's .venv.
 set -uo pipefail

@@ -38,7 +38,7 @@ from agentnb.core import UNSET, AuditChainBroken, StoreError, Unset, UsageError,
 from agentnb.governance._redact import Redactor, default_redactor
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterable, Iterator, Mapping
 
 try:
     import fcntl
@@ -228,6 +228,55 @@ class AuditLog:
             raise StoreError(msg, path=str(self.path),
                              hint="Check that the folder exists and is writable.") from exc
         return record
+
+    def append_many(self, records: Iterable[tuple[str, Mapping[str, Any]]]
+                    ) -> list[dict[str, Any]]:  # Any: JSON-like values
+        """Append several records under one lock, one tail read and one head write.
+
+        The chain is exactly what as many `append` calls would write; all lines go out in one
+        `write`, so a crash leaves either none of them or a prefix that `verify` accepts.
+
+        Raises:
+            UsageError: an event is empty or a field uses a reserved name (nothing is written).
+            AuditChainBroken: the head file is unreadable (the log was tampered with).
+            StoreError: the log cannot be written.
+        """
+        bodies: list[tuple[str, dict[str, Any]]] = []
+        for event, fields in records:
+            if not isinstance(event, str) or not event:  # pyright: ignore[reportUnnecessaryIsInstance]
+                msg = f"Audit event must be a non-empty str, got {event!r}."
+                raise UsageError(msg, hint="Use one of the event constants in `agentnb.audit`.")
+            clash = _RESERVED & fields.keys()
+            if clash:
+                msg = f"Audit fields {sorted(clash)!r} are reserved for the chain."
+                raise UsageError(msg, hint="Rename the field, e.g. `tool_seq=`.")
+            body: dict[str, Any] = json.loads(canonical_json(dict(fields)))
+            if self._redactor is not None:
+                body = self._redactor.redact_obj(body)
+            bodies.append((event, body))
+        if not bodies:
+            return []
+        out: list[dict[str, Any]] = []
+        try:
+            with self._locked() as fd:
+                seq, prev = self._tail(fd)
+                lines: list[str] = []
+                for event, body in bodies:
+                    seq += 1
+                    record = {**body, "seq": seq, "ts": datetime.now(UTC).isoformat(),
+                              "event": event, "prev": prev}
+                    record["hash"] = prev = record_hash(record)
+                    lines.append(canonical_json(record) + "\n")
+                    out.append(record)
+                os.write(fd, "".join(lines).encode())
+                if self._fsync:
+                    os.fsync(fd)
+                self._write_head(seq, prev)
+        except OSError as exc:
+            msg = f"Cannot append to audit log {str(self.path)!r}: {exc}."
+            raise StoreError(msg, path=str(self.path),
+                             hint="Check that the folder exists and is writable.") from exc
+        return out
 
     async def aappend(self, event: str, **fields: Any) -> dict[str, Any]:  # Any: JSON-like
         """`append` in a worker thread, for use on the event loop."""

@@ -79,6 +79,11 @@ _TRIGGERS = (
     "authorization", "bearer", "key", "token", "secret", "passw",
 )
 
+_MEMO_SIZE = 8192
+"""Entries in each memo (short strings, dict keys); cleared when full or a secret is added."""
+_MEMO_MAX_CHARS = 256
+"""Strings up to this length are memoised (names, roles, ids, schema text repeat constantly)."""
+
 _SENSITIVE_KEY = re.compile(
     r"(?i)(?:.*(?:api[_-]?key|apikey|secret|password|passwd|authorization|credential|"
     r"private[_-]?key|access[_-]?token|refresh[_-]?token|auth[_-]?token)|(?:.*[_-])?token)"
@@ -123,6 +128,13 @@ class Redactor:
             self._add_literal(value, REDACTED)
         self._regex, self._replacements = self._compile()
         self._probe = tuple(self._literals)
+        self._fast = self._fast_state()
+
+    def _fast_state(self) -> tuple[re.Pattern[str] | None, tuple[str, ...],
+                                   dict[str, str], dict[str, tuple[str, bool]]]:
+        # (full regex, literal probe, memo of short strings, memo of dict keys), swapped as one
+        # tuple so a reader never pairs a new regex with a memo filled under the old one.
+        return self._regex, tuple(self._literals), {}, {}
 
     @property
     def secret_count(self) -> int:
@@ -151,6 +163,7 @@ class Redactor:
             self._add_literal(value, REDACTED)
             self._regex, self._replacements = self._compile()
             self._probe = tuple(self._literals)
+            self._fast = self._fast_state()
 
     def redact(self, text: str) -> str:
         """Return `text` with every known secret replaced.
@@ -159,15 +172,22 @@ class Redactor:
             >>> Redactor(env={}).redact("nothing to hide")
             'nothing to hide'
         """
-        regex = self._regex
+        regex, probe, memo, _ = self._fast
         if regex is None:
             return text
-        probe = self._probe
-        if not any(literal in text for literal in probe):
-            low = text.lower()
-            if not self._patterns or not any(t in low for t in _TRIGGERS):
-                return text
-        return regex.sub(self._replace, text)
+        out = memo.get(text)
+        if out is not None:
+            return out
+        out = text
+        if any(literal in text for literal in probe) or (
+                self._patterns and any(t in text.lower() for t in _TRIGGERS)):
+            out = regex.sub(self._replace, text)
+        if len(text) <= _MEMO_MAX_CHARS:
+            # Names, roles, ids and schema text repeat on every call; long text is not kept.
+            if len(memo) >= _MEMO_SIZE:
+                memo.clear()
+            memo[text] = out
+        return out
 
     __call__ = redact
 
@@ -183,11 +203,23 @@ class Redactor:
         """
         if isinstance(obj, str):
             return self.redact(obj)
-        if isinstance(obj, Mapping):
+        kind = type(obj)
+        if kind is int or kind is float or kind is bool or obj is None:
+            return obj
+        if kind is dict or isinstance(obj, Mapping):
+            keys = self._fast[3]
             out: dict[Any, Any] = {}
             for key, value in obj.items():  # pyright: ignore[reportUnknownVariableType]
-                new_key = self.redact(key) if isinstance(key, str) else key
-                if isinstance(key, str) and _SENSITIVE_KEY.fullmatch(key) and _is_scalar(value):
+                if isinstance(key, str):
+                    seen = keys.get(key)
+                    if seen is None:
+                        seen = (self.redact(key), _SENSITIVE_KEY.fullmatch(key) is not None)
+                        if len(keys) < _MEMO_SIZE:
+                            keys[key] = seen
+                    new_key, sensitive = seen
+                else:
+                    new_key, sensitive = key, False
+                if sensitive and _is_scalar(value):
                     out[new_key] = value if value is None or isinstance(value, bool) else REDACTED
                 else:
                     out[new_key] = self.redact_obj(value)

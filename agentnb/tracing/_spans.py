@@ -433,6 +433,20 @@ def _clean(value: Any, fn: Redactor) -> Any:
     return value
 
 
+def _memoised(fn: Redactor) -> Redactor:
+    seen: dict[str, str] = {}
+
+    def redact(text: str) -> str:
+        out = seen.get(text)
+        if out is None:
+            out = fn(text)
+            if len(text) <= 256:
+                seen[text] = out
+        return out
+
+    return redact
+
+
 def to_rows(batch: list[SpanRecordTuple],
             fn: Redactor | None) -> tuple[list[SpanRow], list[EventRow]]:
     """Turn queued span records into store rows, redacting every string value."""
@@ -443,6 +457,10 @@ def to_rows(batch: list[SpanRecordTuple],
     events: list[EventRow] = []
     append = spans.append
     run_key, kind_key = sc.AGENTNB_RUN_ID, sc.AGENTNB_KIND
+    if fn is not None:
+        # Within a batch the same short values recur in span after span (kinds, operation and
+        # model names, run ids): redact each distinct one once.
+        fn = _memoised(fn)
     for (span_int, trace_int, parent_int, inherited, name, start_ns, end_ns, raw, span_events,
          status, raw_message, span_kind, scope) in batch:
         attrs, message = raw, raw_message
