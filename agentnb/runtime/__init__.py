@@ -9,11 +9,6 @@ from agentnb.runtime._budget import (
     ScopeKind,
     Settlement,
     Spent,
-    budget,
-    current_scope,
-    open_scopes,
-    spent,
-    use_scope,
 )
 from agentnb.runtime._cache import CacheStats, ResponseCache, cache_key, response_cache
 from agentnb.runtime._checkpoint import (
@@ -29,6 +24,7 @@ from agentnb.runtime._hooks import register_display
 from agentnb.runtime._killswitch import LoopDetector
 from agentnb.runtime._replay import areplay, replay
 from agentnb.runtime._run import Run
+from agentnb.runtime._scopes import budget, current_scope, open_scopes, spent, use_scope
 from agentnb.runtime._step import (
     RunResult,
     RunState,

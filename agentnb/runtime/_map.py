@@ -7,7 +7,8 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from agentnb.core import AgentnbError, UsageError, new_id
-from agentnb.runtime._budget import Budget, budget
+from agentnb.runtime._budget import Budget
+from agentnb.runtime._scopes import budget
 from agentnb.runtime._step import RunResult
 
 if TYPE_CHECKING:

@@ -40,10 +40,11 @@ from agentnb.core import (
     run_sync,
 )
 from agentnb.runtime import _hooks
-from agentnb.runtime._budget import BudgetScope, current_scope, use_scope
+from agentnb.runtime._budget import BudgetScope
 from agentnb.runtime._checkpoint import RunStore, run_store
 from agentnb.runtime._job import job_context, job_scope
 from agentnb.runtime._killswitch import LoopDetector
+from agentnb.runtime._scopes import current_scope, use_scope
 from agentnb.runtime._state import default_home, dump_output, load_output, remaining_limits
 from agentnb.runtime._step import RunResult, RunState, Step, StepKind
 from agentnb.runtime._tool import render_result

@@ -15,12 +15,8 @@ from agentnb.runtime._budget import (
     BudgetScope,
     BudgetSnapshot,
     Spent,
-    budget,
-    current_scope,
-    open_scopes,
-    spent,
-    use_scope,
 )
+from agentnb.runtime._scopes import budget, current_scope, open_scopes, spent, use_scope
 
 D = Decimal
 
