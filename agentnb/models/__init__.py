@@ -19,6 +19,7 @@ from agentnb.models._base import (
     StreamEvent,
     estimate_tokens,
 )
+from agentnb.models._http import observe_retries
 from agentnb.models._pricing import (
     Price,
     clear_prices,
@@ -51,6 +52,7 @@ __all__ = [
     "ModelInfo",
     "ModelResponse",
     "ModelSettings",
+    "observe_retries",
     "OpenAIModel",
     "Price",
     "price_table_version",

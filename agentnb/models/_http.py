@@ -15,6 +15,8 @@ be either; errors from both are mapped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import email.utils
 import functools
 import importlib
@@ -22,7 +24,7 @@ import random
 import sys
 import time
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -35,6 +37,7 @@ __all__ = [
     "ClientPool",
     "SSEEvent",
     "aiter_sse",
+    "observe_retries",
     "raise_for_status",
     "retry_after_s",
     "send_with_retries",
@@ -177,6 +180,30 @@ def _wait(base_s: float, cap_s: float) -> Callable[[RetryCallState], float]:
     return wait
 
 
+_OBSERVER: contextvars.ContextVar[RetryHook | None] = contextvars.ContextVar(
+    "agentnb_retry_observer", default=None)
+
+
+@contextlib.contextmanager
+def observe_retries(hook: RetryHook) -> Iterator[None]:
+    """Report every retry of a model call made inside the block to `hook`.
+
+    The runtime uses it to put each retry on the model call's span, whichever client retries.
+
+    Example:
+        >>> seen = []
+        >>> with observe_retries(lambda attempt, error, sleep_s: seen.append(attempt)):
+        ...     pass
+        >>> seen
+        []
+    """
+    token = _OBSERVER.set(hook)
+    try:
+        yield
+    finally:
+        _OBSERVER.reset(token)
+
+
 async def send_with_retries(
     attempt: Callable[[], Awaitable[T]],
     *,
@@ -233,12 +260,18 @@ async def send_with_retries(
 
     from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
+    observer = _OBSERVER.get()
+
     def before_sleep(state: RetryCallState) -> None:
-        if on_retry is not None and state.outcome is not None:
-            exc = state.outcome.exception()
-            sleep = state.next_action.sleep if state.next_action else 0.0
-            if exc is not None:
-                on_retry(state.attempt_number, exc, sleep)
+        if state.outcome is None:
+            return
+        exc = state.outcome.exception()
+        sleep = state.next_action.sleep if state.next_action else 0.0
+        if exc is None:
+            return
+        for hook in (on_retry, observer):
+            if hook is not None:
+                hook(state.attempt_number, exc, sleep)
 
     retrying = AsyncRetrying(
         stop=stop_after_attempt(max_retries + 1),

@@ -23,7 +23,7 @@ from agentnb.core import (
     Usage,
     canonical_json,
 )
-from agentnb.models import ModelResponse, estimate_tokens
+from agentnb.models import ModelResponse, estimate_tokens, observe_retries
 from agentnb.runtime import _hooks
 from agentnb.runtime._step import Step, ToolCallRecord
 from agentnb.tracing import semconv as sc
@@ -57,8 +57,9 @@ async def model_step(run: Run, index: int, started_at: datetime, t0: float) -> S
         with trace.use_span(span, end_on_exit=False):
             response, source = await _reuse(run, key, occurrence, request_info)
             if response is None:
-                response = await _call(run, span, messages, key, occurrence=occurrence,
-                                       request_info=request_info)
+                with observe_retries(_retry_event(span)):
+                    response = await _call(run, span, messages, key, occurrence=occurrence,
+                                           request_info=request_info)
             else:
                 cache_hit = True
                 span.set_attribute(sc.AGENTNB_CACHE_HIT, True)
@@ -258,6 +259,19 @@ def _parse_output(output_type: type[Any], text: str) -> Any:
         body = body.strip("`")
         body = body.removeprefix("json").strip()
     return TypeAdapter(output_type).validate_json(body)
+
+
+def _retry_event(span: Any) -> Any:
+    """A retry hook that records each provider retry as an event on the model call's span."""
+
+    def hook(attempt: int, error: BaseException, sleep_s: float) -> None:
+        status = getattr(error, "status_code", None)
+        span.add_event("retry", {
+            sc.AGENTNB_KIND: "retry", sc.AGENTNB_RETRY_ATTEMPT: attempt,
+            sc.AGENTNB_RETRY_CAUSE: f"http_{status}" if status else type(error).__name__,
+            "sleep_s": float(sleep_s)})
+
+    return hook
 
 
 def _output_retry_text(exc: Exception) -> str:

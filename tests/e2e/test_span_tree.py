@@ -121,3 +121,24 @@ def test_200_concurrent_runs_lose_no_span() -> None:
     total = sum(len(anb.spans(r.run_id)) for r in results[:20])
     # run + 3 steps (model, tools, model) + 2 chats + 1 tool call = 7 spans per run
     assert total == 20 * 7
+
+
+def test_provider_retries_are_events_on_the_model_call_span() -> None:
+    """A 429 with Retry-After, then success: the chat span carries one retry event and its cause."""
+    from agentnb.testing import FakeOpenAIServer, OpenAITurn
+
+    script = [OpenAITurn(status=429, error_message="slow down", retry_after_s=0.01),
+              "All good."]
+    with FakeOpenAIServer(script, model="gpt-fake") as server:
+        model = anb.models.OpenAIModel("gpt-fake", base_url=server.url, api_key="sk-test",
+                                       input_per_mtok=1, output_per_mtok=1, max_retries=2)
+        result = anb.Agent(model=model, name="retrier").run("hello")
+        anb.core.run_sync(model.aclose())
+    assert (result.status, result.output) == ("done", "All good.")
+    spans = anb.spans(result.run_id)
+    chat = spans[spans["kind"] == "model_call"].iloc[0]
+    retries = [e for e in chat["events"] if e.get("name") == "retry"]
+    assert len(retries) == 1
+    attributes = retries[0].get("attributes", retries[0])
+    assert attributes["agentnb.retry.cause"] == "http_429"
+    assert attributes["agentnb.retry.attempt"] == 1
