@@ -338,13 +338,15 @@ class OpenAIModel(ModelBase):
         if not isinstance(data, dict):
             msg = (f"Model {info.id!r} at {self.base_url!r} answered with a body that is not "
                    f"JSON: {text[:200]!r}.")
-            raise UnexpectedModelOutput(msg, body=text, model=info.id, hint=_hint_format())
+            raise UnexpectedModelOutput(msg, body=_text(text), model=info.id,
+                                        hint=_hint_format())
         if "error" in data and not data.get("choices"):
             raise self._stream_error(data, emitted=False, info=info)
         raw_choices = data.get("choices")
         if not isinstance(raw_choices, list) or not raw_choices:
             msg = f"Model {info.id!r} at {self.base_url!r} answered without `choices`."
-            raise UnexpectedModelOutput(msg, body=text, model=info.id, hint=_hint_format())
+            raise UnexpectedModelOutput(msg, body=_text(text), model=info.id,
+                                        hint=_hint_format())
         choices = sorted((_choice_from_message(c) for c in raw_choices), key=lambda c: c.index)
         raw_finish = {int(c.get("index") or 0): c.get("finish_reason")
                       for c in raw_choices if isinstance(c, dict)}.get(choices[0].index)
@@ -660,3 +662,7 @@ class _Accumulator:
         raw_finish = self.choices[min(self.choices)].finish if self.choices else None
         return _response(choices, self.usage, provider_id=self.id, model_name=self.model,
                          info=info, messages=messages, tools=tools, raw_finish=raw_finish)
+
+
+def _text(body: str | bytes) -> str:
+    return body.decode("utf-8", "replace") if isinstance(body, bytes) else body
