@@ -238,6 +238,12 @@ def _load_rules(path: Path) -> _YamlFile:
         ) from None
 
 
+def _or_deny(answer: Approval | None, approver: str, message: str) -> Approval:
+    """An escalation that reached nobody is a deny, recorded with who ended it and why."""
+    return answer if answer is not None else Approval(decision="deny", approver=approver,
+                                                      message=message)
+
+
 class ApprovalChain:
     """Ask approvers in turn; the first that answers decides (None passes to the next).
 
@@ -282,11 +288,8 @@ class ApprovalChain:
 
     async def approve(self, request: ApprovalRequest) -> Approval:
         """The first answer in the chain; deny when every approver escalated."""
-        answer = await self.review(request)
-        if answer is None:
-            return Approval(decision="deny", approver="chain",
-                            message="No approver in the chain decided this call; denied.")
-        return answer
+        return _or_deny(await self.review(request), "chain",
+                        "No approver in the chain decided this call; denied.")
 
 
 class StickyApprover:
@@ -332,11 +335,8 @@ class StickyApprover:
 
     async def approve(self, request: ApprovalRequest) -> Approval:
         """As `review`, with an escalation that reaches nobody denied."""
-        answer = await self.review(request)
-        if answer is None:
-            return Approval(decision="deny", approver="sticky",
-                            message="The approver escalated this call and nobody else was asked.")
-        return answer
+        return _or_deny(await self.review(request), "sticky",
+                        "The approver escalated this call and nobody else was asked.")
 
 
 def headless_approver(approver: Approver | None, message: str = HEADLESS_MESSAGE) -> Approver:
