@@ -145,6 +145,33 @@ class Redactor:
         """The values passed to `register` (or `values=`), in order."""
         return list(self._registered)
 
+    def reload_env(self, env: Mapping[str, str] | None = None) -> int:
+        """Learn secret env values set since this redactor was made; return how many are new.
+
+        The same object keeps working, so every holder of it (the runtime, tracing's hook)
+        redacts the new values at once.
+
+        Example:
+            >>> r = Redactor(env={})
+            >>> r.reload_env({"LATE_API_KEY": "sk-late-value-123"})
+            1
+            >>> r.redact("k=sk-late-value-123")
+            'k=[REDACTED:env:LATE_API_KEY]'
+        """
+        environ = os.environ if env is None else env
+        with self._lock:
+            before = len(self._literals)
+            for name, value in environ.items():
+                if (_ENV_NAME.search(name) and len(value) >= MIN_ENV_SECRET_CHARS
+                        and value not in self._literals):
+                    self._add_literal(value, f"[REDACTED:env:{name}]")
+            added = len(self._literals) - before
+            if added:
+                self._regex, self._replacements = self._compile()
+                self._probe = tuple(self._literals)
+                self._fast = self._fast_state()
+        return added
+
     def register(self, value: str) -> None:
         """Treat `value` (and its JSON- and URL-escaped forms) as a secret from now on.
 
@@ -293,7 +320,8 @@ def default_redactor(*, reload_env: bool = False) -> Redactor:
     """The process-wide redactor: built-in patterns, secret env values and registered values.
 
     The environment is read when it is first created; `reload_env=True` reads it again (for a
-    key set later in a notebook) and keeps the values registered so far.
+    key set later in a notebook) into the same object, so every holder of it sees the new
+    secrets.
 
     Example:
         >>> default_redactor().redact("token: Bearer abcdefghijklmnop")
@@ -301,11 +329,10 @@ def default_redactor(*, reload_env: bool = False) -> Redactor:
     """
     global _default  # one redactor per process, created lazily
     with _default_lock:
-        if _default is None or reload_env:
-            registered = [] if _default is None else _default.registered_values()
+        if _default is None:
             _default = Redactor()
-            for value in registered:
-                _default.register(value)
+        elif reload_env:
+            _default.reload_env()
         return _default
 
 

@@ -36,6 +36,9 @@ def configure_once(settings: Settings) -> None:
     """Point tracing at the settings' home and install the secret redactor, once per home."""
     global _configured, _redactor
     if _configured == settings.home:
+        # A key exported since the last run (a notebook cell) must be redacted from now on.
+        if _redactor is not None:
+            _redactor.reload_env()
         return
     with _lock:
         if _configured == settings.home:

@@ -99,3 +99,18 @@ def test_canary_never_reaches_an_executed_notebook(tmp_path: Path) -> None:
     assert "The key is" in text, text
     _assert_nowhere(tmp_path, canaries)
     _assert_nowhere(home, canaries)
+
+
+def test_a_key_exported_between_runs_is_redacted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A secret env value set after the first run (as in a later notebook cell) is redacted."""
+    import agentnb as anb
+    from agentnb.models import FunctionModel
+
+    anb.Agent(model=FunctionModel(lambda m, i: "warm-up")).run("hi")
+    monkeypatch.setenv("LATER_API_KEY", "sk-later-secret-value-42")
+    echo = FunctionModel(lambda m, i: "the key is sk-later-secret-value-42")
+    result = anb.Agent(model=echo, name="late").run("tell me")
+    spans = anb.spans(result.run_id)
+    text = " ".join(str(v) for v in spans.to_numpy().ravel())
+    assert "sk-later-secret-value-42" not in text
+    assert "LATER_API_KEY" in text
