@@ -10,10 +10,10 @@ cells = [
         "for approval or denies each call; file paths stay in a workspace, requests stay on a "
         "host allow-list, every decision lands in a hash-chained audit log, and secrets are "
         "redacted before anything is stored. Offline, on `sim:` and scripted models."),
-    new_code_cell('model = "sim:careful"\nworkspace = "sandbox"',
+    new_code_cell('model = "sim:careful"\nworkspace = ""  # empty: a fresh temporary folder',
                   metadata={"tags": ["parameters"]}),
     new_code_cell(
-        "import json, os, shutil\nfrom pathlib import Path\n\nimport agentnb as anb\n"
+        "import json, os, shutil, tempfile\nfrom pathlib import Path\n\nimport agentnb as anb\n"
         "from agentnb.core import ToolCallPart\nfrom agentnb.governance import AutoApprove\n"
         "from agentnb.models import FunctionModel\n\n"
         "def scripted(*turns):\n"
@@ -100,7 +100,8 @@ cells = [
         "## Workspace confinement\n\nPath arguments must resolve inside the workspace: `..`, "
         "absolute paths and symlinks out are refused with `WorkspaceViolation`."),
     new_code_cell(
-        "ws = Path(workspace).resolve()\nws.mkdir(exist_ok=True)\n"
+        "ws = Path(workspace or tempfile.mkdtemp(prefix=\"agentnb-sandbox-\")).resolve()\n"
+        "ws.mkdir(exist_ok=True)\n"
         "(ws / \"notes.txt\").write_text(\"inside the sandbox\")\n\n"
         "@anb.tool(effects={\"read\"})\n"
         "def read_file(path: Path) -> str:\n"
@@ -138,7 +139,7 @@ cells = [
         "print(anb.audit.verify(log))\n"
         "pd.DataFrame(records)[[\"seq\", \"event\", \"tool\", \"decision\"]].tail(12)"),
     new_code_cell(
-        "tampered = Path(\"tampered.jsonl\")\n"
+        "tampered = Path(tempfile.mkdtemp(prefix=\"agentnb-audit-\")) / \"tampered.jsonl\"\n"
         "lines = log.read_text().splitlines()\n"
         "bad = next(i for i, line in enumerate(lines) if '\"decision\":\"deny\"' in line)\n"
         "lines[bad] = lines[bad].replace('\"decision\":\"deny\"', '\"decision\":\"allow\"')  "
