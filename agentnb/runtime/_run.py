@@ -42,7 +42,7 @@ from agentnb.core import (
 from agentnb.runtime import _hooks
 from agentnb.runtime._budget import BudgetScope
 from agentnb.runtime._checkpoint import RunStore, run_store
-from agentnb.runtime._job import job_context, job_scope
+from agentnb.runtime._job import job_context
 from agentnb.runtime._killswitch import LoopDetector
 from agentnb.runtime._scopes import current_scope, use_scope
 from agentnb.runtime._state import default_home, dump_output, load_output, remaining_limits
@@ -120,8 +120,8 @@ class Run:
         self._elapsed_prior = 0.0
         self._prior_usage: dict[str, Any] | None = None
         if parent_scope is UNSET:
-            # Under `agentnb run` every top-level run draws from the job's one budget scope.
-            parent_scope = current_scope() or job_scope()
+            # current_scope() falls back to the job's scope under `agentnb run`.
+            parent_scope = current_scope()
         self._parent_scope = parent_scope
         self.scope: BudgetScope | None = None
         self._span: trace.Span | None = None
