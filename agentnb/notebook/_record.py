@@ -166,6 +166,9 @@ def read_records(path: str | Path) -> dict[str, Any]:
 
 
 def _read(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    from agentnb.core._lazyimports import defer_rfc3987_syntax
+
+    defer_rfc3987_syntax()
     import nbformat
 
     try:
