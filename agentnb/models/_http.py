@@ -29,6 +29,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from agentnb.core import ModelConnectionError, ModelError, ModelHTTPError, ModelTimeout
+from agentnb.models._netio import install
 
 if TYPE_CHECKING:
     from tenacity import RetryCallState
@@ -99,6 +100,9 @@ class ClientPool:
     closed by us. The clients we create come from `transport_module()`.
     """
 
+    native_io = True
+    """Whether clients we create use `agentnb.models._netio`'s asyncio backend (class-wide)."""
+
     def __init__(self, *, timeout_s: float, given: Any = None, limits: Any = None) -> None:
         self._given = given
         self._timeout_s = timeout_s
@@ -122,6 +126,10 @@ class ClientPool:
             limits = self._limits or lib.Limits(max_connections=1000,
                                                 max_keepalive_connections=_KEEPALIVE)
             client = lib.AsyncClient(timeout=self._timeout_s, limits=limits)
+            # The default transport's pool gets the asyncio-native network backend (env proxies,
+            # mounted separately by the client, keep httpx's own).
+            if self.native_io:
+                install(getattr(client, "_transport", None))
             self._clients[running] = client
         return client
 
