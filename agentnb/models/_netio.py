@@ -275,7 +275,7 @@ def install(transport: Any) -> bool:
         >>> install(object())
         False
     """
-    pool = getattr(transport, "_pool", None)
+    pool: Any = getattr(transport, "_pool", None)
     module_name = type(pool).__module__.split(".")[0]
     if module_name not in ("httpcore2", "httpcore"):
         return False
