@@ -4,7 +4,7 @@ papermill, nbclient, pandas and dask are imported inside the functions that need
 """
 
 
-from agentnb.core._lazyimports import defer_rfc3987_syntax
+from agentnb.core import _lazyimports
 from agentnb.jobs._batch import (
     BatchManifest,
     BatchResult,
@@ -33,7 +33,7 @@ from agentnb.jobs._validate import (
 )
 
 # Before any job imports nbformat (and so jsonschema): ~1.4 s CPU off every job's start.
-defer_rfc3987_syntax()
+_lazyimports.defer_rfc3987_syntax()
 
 __all__ = [
     "BatchManifest",

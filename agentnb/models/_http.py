@@ -20,7 +20,9 @@ import contextvars
 import email.utils
 import functools
 import importlib
+import os
 import random
+import ssl
 import sys
 import time
 import weakref
@@ -103,7 +105,9 @@ class ClientPool:
     native_io = True
     """Whether clients we create use `agentnb.models._netio`'s asyncio backend (class-wide)."""
 
-    def __init__(self, *, timeout_s: float, given: Any = None, limits: Any = None) -> None:
+    def __init__(self, *, timeout_s: float, given: Any = None, limits: Any = None,
+                 base_url: str | None = None) -> None:
+        self._base_url = base_url
         self._given = given
         self._timeout_s = timeout_s
         self._limits = limits
@@ -125,7 +129,8 @@ class ClientPool:
             # idle connection is closed rather than probed on every later call.
             limits = self._limits or lib.Limits(max_connections=1000,
                                                 max_keepalive_connections=_KEEPALIVE)
-            client = lib.AsyncClient(timeout=self._timeout_s, limits=limits)
+            client = lib.AsyncClient(timeout=self._timeout_s, limits=limits,
+                                     verify=ssl_context(lib, self._base_url))
             # The default transport's pool gets the asyncio-native network backend (env proxies,
             # mounted separately by the client, keep httpx's own).
             if self.native_io:
@@ -140,6 +145,44 @@ class ClientPool:
         client = self._clients.pop(asyncio.get_running_loop(), None)
         if client is not None:
             await client.aclose()
+
+
+@functools.cache
+def _shared_context(lib: ModuleType) -> Any:
+    return lib.create_ssl_context()
+
+
+@functools.cache
+def _no_trust_context() -> ssl.SSLContext:
+    # Verification stays on, with no trust anchors: any TLS use fails closed.
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+
+
+def _https_proxy_configured() -> bool:
+    return any(name.lower().endswith("_proxy") and value.lower().startswith("https:")
+               for name, value in os.environ.items())
+
+
+def ssl_context(lib: ModuleType, base_url: str | None) -> ssl.SSLContext:
+    """The TLS context for a client of ours talking to `base_url`.
+
+    httpx builds a context per client and loads the CA bundle into it (~0.8-3.5 MiB and
+    40-70 ms each). Our clients share one per library, built on first use; a client for a plain
+    `http://` server (vLLM, Ollama, llama.cpp on a local port) gets a context with no trust
+    anchors, so nothing is loaded and any TLS use fails verification instead of going
+    unchecked. An `https` proxy in the environment gets the shared, verifying one.
+
+    Example:
+        >>> import httpx2
+        >>> ssl_context(httpx2, "https://api.openai.com/v1") is ssl_context(httpx2, None)
+        True
+        >>> ssl_context(httpx2, "http://127.0.0.1:8000/v1").verify_mode.name
+        'CERT_REQUIRED'
+    """
+    if (base_url is not None and base_url.lower().startswith("http://")
+            and not _https_proxy_configured()):
+        return _no_trust_context()
+    return _shared_context(lib)
 
 
 def retry_after_s(headers: dict[str, str]) -> float | None:

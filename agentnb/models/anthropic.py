@@ -219,7 +219,8 @@ class AnthropicModel(ModelBase):
         self.on_retry = on_retry
         """Called as `on_retry(attempt, error, sleep_s)` before each retry; settable later."""
         self.backoff_base_s = backoff_base_s
-        self._pool = _http().ClientPool(timeout_s=timeout_s, given=http_client)
+        self._pool = _http().ClientPool(timeout_s=timeout_s, given=http_client,
+                                        base_url=self.base_url)
         table = _table_price(name) if input_per_mtok is None or output_per_mtok is None else {}
         default_max = 4096 if thinking_budget_tokens is None else thinking_budget_tokens + 4096
         self._info = ModelInfo(

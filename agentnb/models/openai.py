@@ -136,7 +136,7 @@ class OpenAIModel(ModelBase):
         self.headers = dict(headers or {})
         self.on_retry: RetryHook | None = on_retry
         """Called before each retry sleep with (attempt, error, sleep_s); None for no hook."""
-        self._pool = ClientPool(timeout_s=timeout_s, given=http_client)
+        self._pool = ClientPool(timeout_s=timeout_s, given=http_client, base_url=self.base_url)
         self._explicit_price = input_per_mtok is not None or output_per_mtok is not None
         self._priced: tuple[Any, ModelInfo] | None = None
         self._info = ModelInfo(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import ssl
 import time
 from collections.abc import Awaitable, Callable
@@ -13,7 +14,7 @@ import httpx2
 import pytest
 import trustme
 
-from agentnb.models._http import ClientPool
+from agentnb.models._http import ClientPool, ssl_context
 from agentnb.models._netio import AsyncioBackend, install
 
 
@@ -235,3 +236,30 @@ async def test_switched_off_our_clients_keep_httpx_default_backend(
     backend = pool.get()._transport._pool._network_backend  # pyright: ignore[reportPrivateUsage]
     assert not isinstance(backend, AsyncioBackend)
     await pool.aclose()
+
+
+def test_plain_http_clients_load_no_trust_anchors_and_fail_closed_on_tls(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [n for n in os.environ if n.lower().endswith("_proxy")]:
+        monkeypatch.delenv(name)
+    local = ssl_context(httpx2, "http://127.0.0.1:8000/v1")
+    assert local.cert_store_stats()["x509_ca"] == 0
+    assert local.verify_mode == ssl.CERT_REQUIRED
+    assert local.check_hostname
+    shared = ssl_context(httpx2, "https://api.openai.com/v1")
+    assert shared is ssl_context(httpx2, None) is not local
+    monkeypatch.setenv("HTTPS_PROXY", "https://proxy.invalid:3128")
+    assert ssl_context(httpx2, "http://127.0.0.1:8000/v1") is shared
+
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+
+    @aio
+    async def tls_with_the_local_context() -> None:
+        async with (Server(echo_keepalive, ssl_ctx=server_ctx) as url,
+                    _client(verify=local, timeout=5) as client):
+            with pytest.raises(httpx2.ConnectError):
+                await client.get(url)
+
+    tls_with_the_local_context()
