@@ -132,6 +132,11 @@ class TraceStore:
         except sqlite3.Error as exc:
             raise _fail(self.path, "open", exc) from None
         conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+        try:
+            conn.execute("PRAGMA cache_size=-1024")  # 1 MiB page cache per connection (RSS)
+        except sqlite3.Error as exc:
+            conn.close()
+            raise _fail(self.path, "open", exc) from None
         return conn
 
     def _open(self) -> None:
