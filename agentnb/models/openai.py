@@ -137,6 +137,7 @@ class OpenAIModel(ModelBase):
         self.on_retry: RetryHook | None = on_retry
         """Called before each retry sleep with (attempt, error, sleep_s); None for no hook."""
         self._pool = ClientPool(timeout_s=timeout_s, given=http_client, base_url=self.base_url)
+        self._parsed_urls: dict[tuple[type, str], Any] = {}
         self._explicit_price = input_per_mtok is not None or output_per_mtok is not None
         self._priced: tuple[Any, ModelInfo] | None = None
         self._info = ModelInfo(
@@ -215,6 +216,17 @@ class OpenAIModel(ModelBase):
             body.update(s.extra_body)
         return body
 
+    def _url_for(self, client: Any, url: str) -> Any:
+        """`url` parsed once per HTTP library (httpx parses a string URL on every request)."""
+        cls = type(client.base_url)
+        key = (cls, url)
+        parsed = self._parsed_urls.get(key)
+        if parsed is None:
+            if len(self._parsed_urls) > 8:
+                self._parsed_urls.clear()
+            parsed = self._parsed_urls[key] = cls(url)
+        return parsed
+
     def _headers(self) -> dict[str, str]:
         headers = {"content-type": "application/json", "accept": "application/json"}
         if self.api_key:
@@ -253,7 +265,9 @@ class OpenAIModel(ModelBase):
         url = self.url
 
         async def attempt() -> ModelResponse:
-            response = await self._pool.get().post(url, content=content, headers=headers)
+            client = self._pool.get()
+            response = await client.post(self._url_for(client, url), content=content,
+                                         headers=headers)
             raw = response.content
             if response.status_code >= 400:
                 raise_for_status(response, raw.decode("utf-8", "replace"), model=info.id)
