@@ -118,18 +118,25 @@ class AsyncioStream:
         self._proto = proto
         self._errors = errors
 
+    async def _park(self, slot: str, timeout: float | None, error: type[Exception],
+                    message: str) -> None:
+        """Wait until the protocol wakes `slot` ("reader" or "writer"), or raise `error`."""
+        proto = self._proto
+        waiter = proto.loop.create_future()
+        setattr(proto, slot, waiter)
+        try:
+            await _wait(proto, waiter, timeout)
+        except TimeoutError:
+            raise error(message) from None
+        finally:
+            setattr(proto, slot, None)
+
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         """Up to `max_bytes` bytes; b"" once the peer has closed the connection."""
         proto = self._proto
         if not proto.buffer and not proto.eof:
-            waiter = proto.loop.create_future()
-            proto.reader = waiter
-            try:
-                await _wait(proto, waiter, timeout)
-            except TimeoutError:
-                raise self._errors.ReadTimeout("timed out reading the response") from None
-            finally:
-                proto.reader = None
+            await self._park("reader", timeout, self._errors.ReadTimeout,
+                             "timed out reading the response")
         if proto.buffer:
             data = bytes(proto.buffer[:max_bytes])
             del proto.buffer[:max_bytes]
@@ -151,14 +158,8 @@ class AsyncioStream:
             raise self._errors.WriteError("the connection is closed")
         transport.write(buffer)
         if proto.write_paused:
-            waiter = proto.loop.create_future()
-            proto.writer = waiter
-            try:
-                await _wait(proto, waiter, timeout)
-            except TimeoutError:
-                raise self._errors.WriteTimeout("timed out writing the request") from None
-            finally:
-                proto.writer = None
+            await self._park("writer", timeout, self._errors.WriteTimeout,
+                             "timed out writing the request")
             if proto.error is not None or transport.is_closing():
                 raise self._errors.WriteError("the connection was closed while writing")
 
