@@ -59,9 +59,13 @@ def defer_rfc3987_syntax() -> bool:
         return False
     stub = types.ModuleType(_NAME, "Stand-in: the real module is imported on first use.")
 
+    real: list[Any] = []  # the real `is_valid_syntax`, once loaded
+
     def is_valid_syntax(term: str, value: str) -> bool:
         """Check `value` against RFC 3987 rule `term` with the real `rfc3987_syntax`."""
-        return bool(_load_real(stub).is_valid_syntax(term, value))
+        if not real:
+            real.append(_load_real(stub).is_valid_syntax)
+        return bool(real[0](term, value))
 
     def __getattr__(name: str) -> Any:
         if name.startswith("__"):

@@ -3,7 +3,6 @@
 papermill, nbclient, pandas and dask are imported inside the functions that need them.
 """
 
-
 from agentnb.core import _lazyimports
 from agentnb.jobs._batch import (
     BatchManifest,

@@ -37,6 +37,9 @@ __all__ = ["AsyncioBackend", "install"]
 
 _PAUSE_AT = 1 << 20
 """Buffered bytes at which the protocol stops reading from the socket until they are read."""
+_EXTRA_INFO = {"ssl_object": "ssl_object", "client_addr": "sockname",
+               "server_addr": "peername", "socket": "socket"}
+"""httpcore's `get_extra_info` names -> asyncio's transport `get_extra_info` names."""
 
 
 class _Protocol(asyncio.Protocol):
@@ -197,8 +200,7 @@ class AsyncioStream:
         transport = proto.transport
         if transport is None:
             return None
-        key = {"ssl_object": "ssl_object", "client_addr": "sockname",
-               "server_addr": "peername", "socket": "socket"}.get(info)
+        key = _EXTRA_INFO.get(info)
         return None if key is None else transport.get_extra_info(key)
 
 

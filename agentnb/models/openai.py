@@ -137,7 +137,7 @@ class OpenAIModel(ModelBase):
         self.on_retry: RetryHook | None = on_retry
         """Called before each retry sleep with (attempt, error, sleep_s); None for no hook."""
         self._pool = ClientPool(timeout_s=timeout_s, given=http_client, base_url=self.base_url)
-        self._parsed_urls: dict[tuple[type, str], Any] = {}
+        self._parsed_url: tuple[type, str, Any] | None = None
         self._explicit_price = input_per_mtok is not None or output_per_mtok is not None
         self._priced: tuple[Any, ModelInfo] | None = None
         self._info = ModelInfo(
@@ -217,15 +217,12 @@ class OpenAIModel(ModelBase):
         return body
 
     def _url_for(self, client: Any, url: str) -> Any:
-        """`url` parsed once per HTTP library (httpx parses a string URL on every request)."""
-        cls = type(client.base_url)
-        key = (cls, url)
-        parsed = self._parsed_urls.get(key)
-        if parsed is None:
-            if len(self._parsed_urls) > 8:
-                self._parsed_urls.clear()
-            parsed = self._parsed_urls[key] = cls(url)
-        return parsed
+        """`url` parsed once (httpx parses a string URL on every request)."""
+        cls = type(client.base_url)  # the URL class of the client's library: httpx or httpx2
+        cached = self._parsed_url
+        if cached is None or cached[0] is not cls or cached[1] != url:
+            cached = self._parsed_url = (cls, url, cls(url))
+        return cached[2]
 
     def _headers(self) -> dict[str, str]:
         headers = {"content-type": "application/json", "accept": "application/json"}

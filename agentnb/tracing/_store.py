@@ -131,8 +131,8 @@ class TraceStore:
                                    isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
             raise _fail(self.path, "open", exc) from None
-        conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
         try:
+            conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA cache_size=-1024")  # 1 MiB page cache per connection (RSS)
         except sqlite3.Error as exc:
             conn.close()
