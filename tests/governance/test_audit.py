@@ -299,3 +299,17 @@ def test_public_module_surface() -> None:
             audit.BUDGET_STOP] == ["tool_call_requested", "policy_decision", "approval",
                                    "tool_result", "budget_stop"]
     assert audit.__all__ == sorted(audit.__all__, key=str.casefold)
+
+
+def test_two_writers_on_one_log_keep_one_chain(tmp_path: Path) -> None:
+    """Appends alternating between two AuditLog objects on one file (as two processes would)
+    chain onto each other: a writer notices the other's records instead of trusting its own
+    memory of the tail."""
+    a, b = AuditLog(tmp_path / "a.jsonl"), AuditLog(tmp_path / "a.jsonl")
+    for i in range(5):
+        assert a.append("x", i=i)["seq"] == 2 * i + 1
+        assert b.append_many([("y", {"i": i})])[0]["seq"] == 2 * i + 2
+    report = verify(a.path)
+    assert report.ok
+    assert report.records == 10
+    assert a.head() == (10, [*iter_records(a.path)][-1]["hash"])
