@@ -188,7 +188,7 @@ class _Database:
             raise self.error(exc, action) from None
 
     async def awrite(self, prepare: Callable[[], Callable[[sqlite3.Connection], T]],
-                     action: str = "write to") -> T:
+                     action: str = "write to", *, audit: AuditPart | None = None) -> T:
         """Group commit: `prepare()` then its write run on this file's writer thread.
 
         Writes queued while a transaction commits share the next one, so N concurrent runs
@@ -196,8 +196,14 @@ class _Database:
         the write is committed, exactly as `write()` does. `prepare` (JSON encoding, say) runs
         on the writer thread too; what it raises goes to its caller alone, and a batch that
         fails is retried one write per transaction so that only the failing caller sees it.
+
+        `audit` is `(log, records)`: records for an `AuditLog` (anything with `append_many`),
+        appended on the same thread before the transaction, so a step's audit records and its
+        checkpoint cost one hop between threads. The records of every write in a batch go to
+        their log in one `append_many`. When the append fails the transaction still commits
+        (nothing the caller paid for is lost) and the caller gets the append's error.
         """
-        return await self._group().submit(prepare, action)
+        return await self._group().submit(prepare, action, audit)
 
     def _group(self) -> _GroupCommit:
         group = self._writer
@@ -217,7 +223,9 @@ class _Database:
                     conn.close()
 
 
-_Item = tuple[Any, str, asyncio.AbstractEventLoop, "asyncio.Future[Any]"]
+AuditPart = tuple[Any, list[tuple[str, dict[str, Any]]]]
+"""(audit log, [(event, fields), ...]) handed to `_Database.awrite`."""
+_Item = tuple[Any, str, asyncio.AbstractEventLoop, "asyncio.Future[Any]", AuditPart | None]
 
 
 class _GroupCommit:
@@ -234,11 +242,11 @@ class _GroupCommit:
         self._cv = threading.Condition(threading.Lock())
         self._thread: threading.Thread | None = None
 
-    async def submit(self, prepare: Any, action: str) -> Any:
+    async def submit(self, prepare: Any, action: str, audit: AuditPart | None = None) -> Any:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         with self._cv:
-            self._items.append((prepare, action, loop, future))
+            self._items.append((prepare, action, loop, future, audit))
             if self._thread is None:
                 self._thread = threading.Thread(target=self._serve, daemon=True,
                                                 name=f"agentnb-writer:{self.db.path.name}")
@@ -257,7 +265,12 @@ class _GroupCommit:
                         return
                 batch = list(self._items)
                 self._items.clear()
-            self._deliver(self._commit(batch))
+            failed = _append_audits(batch)
+            done = self._commit(batch)
+            if failed:
+                done = [(item, False, failed[id(item)]) if ok and id(item) in failed
+                        else (item, ok, value) for item, ok, value in done]
+            self._deliver(done)
 
     def _commit(self, batch: list[_Item]) -> list[tuple[_Item, bool, Any]]:
         done: list[tuple[_Item, bool, Any]] = []
@@ -300,12 +313,41 @@ class _GroupCommit:
     @staticmethod
     def _deliver(done: list[tuple[_Item, bool, Any]]) -> None:
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, bool, Any]]] = {}
-        for (_, _, loop, future), ok, value in done:
+        for (_, _, loop, future, _), ok, value in done:
             by_loop.setdefault(loop, []).append((future, ok, value))
         for loop, results in by_loop.items():
             # A loop that closed while its writes were committing has nobody waiting.
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_settle, results)
+
+
+def _append_audits(batch: list[_Item]) -> dict[int, BaseException]:
+    """Append the batch's audit records, one `append_many` per log; the errors by item id.
+
+    A record refused before anything is written (`UsageError`) makes the log's writes go one
+    caller at a time, so only its caller sees the error; any other failure reaches them all.
+    """
+    by_log: dict[int, tuple[Any, list[tuple[int, list[tuple[str, dict[str, Any]]]]]]] = {}
+    for item in batch:
+        part = item[4]
+        if part is not None and part[1]:
+            by_log.setdefault(id(part[0]), (part[0], []))[1].append((id(item), part[1]))
+    failed: dict[int, BaseException] = {}
+    for log, parts in by_log.values():
+        try:
+            log.append_many([record for _, records in parts for record in records])
+            continue
+        except UsageError:
+            pass
+        except BaseException as exc:  # handed to every caller of this log
+            failed.update((key, exc) for key, _ in parts)
+            continue
+        for key, records in parts:
+            try:
+                log.append_many(records)
+            except BaseException as exc:  # handed to the caller whose records failed
+                failed[key] = exc
+    return failed
 
 
 def _settle(results: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:

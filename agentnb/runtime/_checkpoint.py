@@ -36,7 +36,9 @@ from agentnb.runtime._cache import _Database, _dumps, _home
 
 if TYPE_CHECKING:
     import sqlite3
-    from collections.abc import Callable, Iterable, Mapping
+    from collections.abc import Callable, Iterable, Mapping, Sequence
+
+    from agentnb.runtime._cache import AuditPart
 
 __all__ = ["Checkpoint", "Recording", "RecordKind", "RunInfo", "RunStore", "run_store"]
 
@@ -417,16 +419,37 @@ class RunStore:
 
     # -- async twins ---------------------------------------------------------------------------
 
-    async def asave_checkpoint(self, run_id: str, step: int, state: Mapping[str, Any], *,
-                               status: str, agent: str, parent_run_id: str | None = None) -> None:
-        """Async twin of `save_checkpoint` (group commit: concurrent runs share transactions)."""
+    async def asave_checkpoint(
+        self, run_id: str, step: int, state: Mapping[str, Any], *, status: str, agent: str,
+        parent_run_id: str | None = None,
+        recordings: Sequence[tuple[RecordKind, str, int, Mapping[str, Any]]] = (),
+        audit: AuditPart | None = None,
+    ) -> None:
+        """Async twin of `save_checkpoint` (group commit: concurrent runs share transactions).
+
+        `recordings` (`(kind, key, occurrence, payload)`, as `record` takes them) are written
+        in the checkpoint's transaction, and `audit` (`(log, [(event, fields), ...])`) is
+        appended just before it on the same writer thread: everything a step leaves costs one
+        hop between threads. Runs use it to keep a step's recordings and audit records until
+        the step's checkpoint.
+        """
 
         def prepare() -> Callable[[sqlite3.Connection], None]:
             self._check_version()
-            return self._save_fn(run_id, step, state, status=status, agent=agent,
+            writes = [self._record_fn(run_id, *r) for r in recordings]
+            save = self._save_fn(run_id, step, state, status=status, agent=agent,
                                  parent_run_id=parent_run_id)
+            if not writes:
+                return save
 
-        await self._db.awrite(prepare)
+            def write_all(conn: sqlite3.Connection) -> None:
+                for write in writes:
+                    write(conn)
+                save(conn)
+
+            return write_all
+
+        await self._db.awrite(prepare, audit=audit)
 
     async def aload_checkpoint(self, run_id: str, step: int | None = None) -> Checkpoint:
         """Async twin of `load_checkpoint`."""

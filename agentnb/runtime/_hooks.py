@@ -5,21 +5,17 @@ Kept in one place so that the per-call path looks each seam up once per process,
 
 from __future__ import annotations
 
-import asyncio
-import collections
-import contextlib
-import os
 import threading
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agentnb.core import CostUnknownWarning, Settings, UsageError
+from agentnb.core import CostUnknownWarning, Settings
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span, Tracer
 
-__all__ = ["aflush", "audit", "audit_many", "configure_once", "display_hook", "end_span",
+__all__ = ["aflush", "audit", "audit_log", "configure_once", "display_hook", "end_span",
            "redact", "redact_obj", "redaction_epoch", "register_display", "tracer",
            "warn_unpriced"]
 
@@ -108,7 +104,8 @@ def warn_unpriced(model_id: str) -> None:
         CostUnknownWarning, stacklevel=3)
 
 
-def _audit_log(home: Path) -> Any:
+def audit_log(home: Path) -> Any:
+    """The `AuditLog` under `home/audit/` (one object per path in this process)."""
     from agentnb.governance import AuditLog
 
     path = home / "audit" / "audit.jsonl"
@@ -122,108 +119,10 @@ def _audit_log(home: Path) -> Any:
 
 def audit(home: Path, event: str, **fields: Any) -> None:
     """Append one record to the hash-chained audit log under `home/audit/` (blocking: call
-    through `asyncio.to_thread`, or use `audit_many` from the loop)."""
-    _audit_log(home).append(event, **redact_obj(fields))
+    through `asyncio.to_thread`; a run keeps its records for its step's checkpoint instead).
 
-
-async def audit_many(home: Path, records: list[tuple[str, dict[str, Any]]]) -> None:
-    """Append records in order, from the event loop; returns once they are written.
-
-    Records from concurrent runs are appended by one writer thread per log, in batches: a
-    batch costs one thread wake-up and one loop wake-up instead of one of each per caller.
-    An error reaches only the caller whose records failed.
-    """
-    if not records:
-        return
-    log = _audit_log(home)
-    with _lock:
-        writer = _audit_writers.get(log.path)
-        if writer is None or writer.pid != os.getpid():
-            writer = _audit_writers[log.path] = _AuditWriter(log)
-    await writer.submit(records)
-
-
-_audit_writers: dict[Path, _AuditWriter] = {}
-
-
-class _AuditWriter:
-    """One thread that appends queued audit records in order; exits when idle."""
-
-    def __init__(self, log: Any) -> None:
-        self.log = log
-        self.pid = os.getpid()
-        self._items: collections.deque[tuple[list[tuple[str, dict[str, Any]]],
-                                             asyncio.AbstractEventLoop,
-                                             asyncio.Future[None]]] = collections.deque()
-        # Guards `_items` and `_thread`; the writer waits on it for work.
-        self._cv = threading.Condition(threading.Lock())
-        self._thread: threading.Thread | None = None
-
-    async def submit(self, records: list[tuple[str, dict[str, Any]]]) -> None:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        with self._cv:
-            self._items.append((records, loop, future))
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._serve, daemon=True,
-                                                name="agentnb-audit")
-                self._thread.start()
-            else:
-                self._cv.notify()
-        await future
-
-    def _serve(self) -> None:
-        while True:
-            with self._cv:
-                if not self._items:
-                    self._cv.wait(5.0)
-                    if not self._items:
-                        self._thread = None
-                        return
-                batch = list(self._items)
-                self._items.clear()
-            done: dict[asyncio.AbstractEventLoop, list[tuple[Any, BaseException | None]]] = {}
-            many = getattr(self.log, "append_many", None)
-            written = False
-            shared: BaseException | None = None
-            if many is not None and len(batch) > 1:
-                # One lock, one tail read and one head write for the whole batch. A record
-                # refused before anything is written (UsageError) is retried caller by caller
-                # so only its caller sees it; any other failure reaches the whole batch.
-                try:
-                    many([(event, redact_obj(fields)) for records, _, _ in batch
-                          for event, fields in records])
-                    written = True
-                except UsageError:
-                    pass
-                except BaseException as exc:
-                    written, shared = True, exc
-            for records, loop, future in batch:
-                error: BaseException | None = shared
-                if not written:
-                    try:
-                        redacted = [(event, redact_obj(fields)) for event, fields in records]
-                        if many is not None:
-                            many(redacted)
-                        else:
-                            for event, fields in redacted:
-                                self.log.append(event, **fields)
-                    except BaseException as exc:  # handed to the caller whose records failed
-                        error = exc
-                done.setdefault(loop, []).append((future, error))
-            for loop, results in done.items():
-                with contextlib.suppress(RuntimeError):  # a closed loop has nobody waiting
-                    loop.call_soon_threadsafe(_settle, results)
-
-
-def _settle(results: list[tuple[asyncio.Future[None], BaseException | None]]) -> None:
-    for future, error in results:
-        if future.cancelled():
-            continue
-        if error is None:
-            future.set_result(None)
-        else:
-            future.set_exception(error)
+    The log redacts with the process-wide default redactor, the one the runtime uses."""
+    audit_log(home).append(event, **fields)
 
 
 # The notebook layer (above us) registers how a Run displays; the runtime never imports it.

@@ -217,8 +217,8 @@ async def _call(run: Run, span: trace.Span, messages: list[Message], key: str, *
     # new messages as they were appended), so only the response is redacted here.
     dump = _hooks.redact_obj(response.model_dump(mode="json"))
     if run.replay_source is None:
-        payload = {**request_info, "response": dump}
-        await run.store.arecord(run.run_id, "model", key, occurrence, payload)
+        # Written with the step's checkpoint (or at once if the step fails before it).
+        run.journal.record("model", key, occurrence, {**request_info, "response": dump})
     if agent._resolved["cache"]:
         # cache.db is on disk like the recordings: no secret goes in (a hit gets the
         # redacted text).

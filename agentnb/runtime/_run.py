@@ -43,6 +43,7 @@ from agentnb.runtime import _hooks
 from agentnb.runtime._budget import BudgetScope
 from agentnb.runtime._checkpoint import RunStore, run_store
 from agentnb.runtime._job import job_context
+from agentnb.runtime._journal import StepJournal
 from agentnb.runtime._killswitch import LoopDetector
 from agentnb.runtime._scopes import current_scope, use_scope
 from agentnb.runtime._state import default_home, dump_output, load_output, remaining_limits
@@ -131,6 +132,7 @@ class Run:
         self.children: list[Run] = []
         self.consult_recordings = False
         self.needs_initial_checkpoint = True
+        self.journal = StepJournal()
         self.replay_source: str | None = None
         self.replay_plan: dict[str, Any] = {}
         self.append_message(Message.user(task))
@@ -525,12 +527,29 @@ class Run:
                                                 attributes=attrs)
 
     async def _step_once(self) -> Step:
-        from agentnb.runtime import _modelstep, _toolstep
-
         index = len(self._steps) + 1
         kind: StepKind = ("approval" if self._state == "awaiting_approval"
                           else "tools" if self.pending else "model")
         started_at, t0 = _now(), time.perf_counter()
+        try:
+            step = await self._run_step(kind, index, started_at, t0)
+        except BaseException:
+            if not self.journal.empty:
+                # Failed or cancelled before its checkpoint: keep what the step paid for.
+                self.journal.flush_sync(self.store, self.run_id,
+                                        self.agent.resolved_settings.home)
+            raise
+        self._steps.append(step)
+        self._step_dumps.append(self._step_dump(step))
+        await self._checkpoint()
+        if self.finished:
+            await self._finish()
+        return step
+
+    async def _run_step(self, kind: StepKind, index: int, started_at: datetime,
+                        t0: float) -> Step:
+        from agentnb.runtime import _modelstep, _toolstep
+
         span = _hooks.tracer().start_span(f"step {index} {kind}", attributes={
             sc.AGENTNB_KIND: "step", sc.AGENTNB_STEP_INDEX: index, sc.AGENTNB_STEP_KIND: kind,
             sc.AGENTNB_RUN_ID: self.run_id})
@@ -569,11 +588,6 @@ class Run:
                 span.set_attribute(sc.AGENTNB_STOP_REASON, step.stop_reason)
         finally:
             span.end()
-        self._steps.append(step)
-        self._step_dumps.append(self._step_dump(step))
-        await self._checkpoint()
-        if self.finished:
-            await self._finish()
         return step
 
     def _step_dump(self, step: Step) -> dict[str, Any]:
@@ -627,11 +641,14 @@ class Run:
                     duration_s=time.perf_counter() - t0, error=_hooks.redact(self.error))
 
     async def _checkpoint(self) -> None:
+        recordings, audits = self.journal.take()
         if self.replay_source is not None:
             return
+        home = self.agent.resolved_settings.home
         await self.store.asave_checkpoint(
             self.run_id, len(self._steps), self.state_dict(), status=self._state,
-            agent=self.agent.agent_name, parent_run_id=self.parent_run_id)
+            agent=self.agent.agent_name, parent_run_id=self.parent_run_id,
+            recordings=recordings, audit=(_hooks.audit_log(home), audits) if audits else None)
 
     async def _finish(self) -> None:
         self._elapsed_prior = self.elapsed_s()

@@ -55,10 +55,11 @@ def _tool_key(call: ToolCallPart) -> str:
     return content_hash({"tool": call.name, "args": _hooks.redact_obj(args)})
 
 
-async def _audit(run: Run, records: list[tuple[str, dict[str, Any]]]) -> None:
+def _audit(run: Run, records: list[tuple[str, dict[str, Any]]]) -> None:
+    """Keep audit records for the step's checkpoint (which appends them before it commits)."""
     if run.agent.policy is None or not records or run.replay_source is not None:
         return
-    await _hooks.audit_many(run.agent.resolved_settings.home, records)
+    run.journal.audit(records)
 
 
 # -- policy ------------------------------------------------------------------------------------
@@ -99,7 +100,7 @@ async def propose(run: Run, calls: list[ToolCallPart]) -> bool:
         audits.append((audit.POLICY_DECISION, {
             "run_id": run.run_id, "tool": call.name, "call_id": call.id,
             "arguments": _args(call), "effects": sorted(tool.effects), **entry}))
-    await _audit(run, audits)
+    _audit(run, audits)
     return needs
 
 
@@ -194,7 +195,7 @@ async def approval_step(run: Run, index: int, started_at: datetime, t0: float) -
                                       reason=call.reason, status=status,  # type: ignore[arg-type]
                                       decision=f"{approval.decision} by {approval.approver}",
                                       result=approval.message))
-    await _audit(run, audits)
+    _audit(run, audits)
     run.set_state("ready")
     if terminate is not None:
         err = RunStopped(f"Approver {terminate.approver!r} terminated run {run.run_id!r}"
@@ -246,7 +247,7 @@ async def tools_step(run: Run, index: int, started_at: datetime, t0: float) -> S
         parts.append(ToolResultPart(call_id=call.id, name=call.name, content=outcome.content,
                                     is_error=outcome.is_error))
         records.append(_record(call, result, run.decisions.get(call.id)))
-    await _audit(run, [(audit.TOOL_RESULT, {
+    _audit(run, [(audit.TOOL_RESULT, {
         "run_id": run.run_id, "tool": r.name, "call_id": r.id, "status": r.status,
         "replayed": r.replayed, "result": (r.result or "")[:500]}) for r in records])
     message = Message.tool_results(*parts)
@@ -363,7 +364,7 @@ async def _execute(run: Run, index: int, call: ToolCallPart, *, key: str, occurr
         try:
             values = check_workspace(values, tool.path_params, policy.workspace, tool.name)
         except WorkspaceViolation as exc:
-            await _audit(run, [(audit.WORKSPACE_VIOLATION, {
+            _audit(run, [(audit.WORKSPACE_VIOLATION, {
                 "run_id": run.run_id, "tool": call.name, "call_id": call.id, "decision": "deny",
                 "path": exc.path, "workspace": exc.workspace, "message": exc.message})])
             return ToolOutcome(content=str(exc), status="denied",
@@ -381,7 +382,8 @@ async def _execute(run: Run, index: int, call: ToolCallPart, *, key: str, occurr
         CURRENT_RUN.reset(token)
         # The call ran (perhaps partly) whatever happened, so it counts.
         reservation.settle(tool_calls=1)
-    await _save(run, index, call, key=key, occurrence=occurrence, outcome=outcome)
+    await _save(run, index, call, key=key, occurrence=occurrence, outcome=outcome,
+                effects=tool.effects)
     return outcome, False, True
 
 
@@ -416,11 +418,16 @@ def _denied(entry: dict[str, Any]) -> str | None:
 
 
 async def _save(run: Run, index: int, call: ToolCallPart, *, key: str, occurrence: int,
-                outcome: ToolOutcome) -> None:
+                outcome: ToolOutcome, effects: frozenset[str] = frozenset()) -> None:
+    """Record a call's outcome: at once when it had effects beyond `read` (so a crash before
+    the step's checkpoint cannot make a resumed run repeat it), else with the checkpoint."""
     if run.replay_source is not None:
         return
-    payload = {"content": outcome.content, "status": outcome.status,
-               "error_type": outcome.error_type, "step": index,
-               "call": {"name": call.name, "arguments": _args(call)}}
-    await run.store.arecord(run.run_id, "tool", key, occurrence, _hooks.redact_obj(payload))
+    payload = _hooks.redact_obj({"content": outcome.content, "status": outcome.status,
+                                 "error_type": outcome.error_type, "step": index,
+                                 "call": {"name": call.name, "arguments": _args(call)}})
+    if effects - {"read"}:
+        await run.store.arecord(run.run_id, "tool", key, occurrence, payload)
+    else:
+        run.journal.record("tool", key, occurrence, payload)
 

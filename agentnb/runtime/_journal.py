@@ -1,0 +1,82 @@
+"""What a step leaves behind until its checkpoint: recordings and audit records.
+
+A step used to hand each of them to a writer thread on its own and wait: at C=1 that was
+about twenty thread hops per four-call run, each a futex wake and a loop wake-up. A run now
+collects them here and the step's checkpoint writes them all in one group commit (the audit
+records appended just before the checkpoint's transaction; see `RunStore.asave_checkpoint`).
+
+What the wait bought is kept where it matters: a tool whose effects go beyond `read` still
+records its result the moment it returns (`Run.record_now`), and a step that fails or is
+cancelled before its checkpoint writes what it collected synchronously (`flush_sync`), so a
+resumed run never pays twice for a model call or repeats a tool call it already made. The
+policy's decisions land in the audit log with the checkpoint of the step that proposed the
+calls, before the step that runs them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from pathlib import Path
+
+    from agentnb.runtime._checkpoint import RecordKind, RunStore
+
+__all__ = ["StepJournal"]
+
+
+class StepJournal:
+    """The recordings and audit records of the current step, written with its checkpoint.
+
+    Example:
+        >>> j = StepJournal()
+        >>> j.record("model", "k1", 1, {"response": {}})
+        >>> j.audit([("tool_result", {"run_id": "r1", "status": "ok"})])
+        >>> recordings, audits = j.take()
+        >>> (len(recordings), len(audits), j.empty)
+        (1, 1, True)
+    """
+
+    __slots__ = ("_audits", "_recordings")
+
+    def __init__(self) -> None:
+        self._recordings: list[tuple[RecordKind, str, int, Mapping[str, Any]]] = []
+        self._audits: list[tuple[str, dict[str, Any]]] = []
+
+    @property
+    def empty(self) -> bool:
+        """True when nothing waits for the checkpoint."""
+        return not self._recordings and not self._audits
+
+    def record(self, kind: RecordKind, key: str, occurrence: int,
+               payload: Mapping[str, Any]) -> None:
+        """Keep a recording (already redacted) for the step's checkpoint."""
+        self._recordings.append((kind, key, occurrence, payload))
+
+    def audit(self, records: list[tuple[str, dict[str, Any]]]) -> None:
+        """Keep audit records (redacted by the audit log when written)."""
+        self._audits.extend(records)
+
+    def take(self) -> tuple[list[tuple[RecordKind, str, int, Mapping[str, Any]]],
+                            list[tuple[str, dict[str, Any]]]]:
+        """Hand over and forget what was kept: (recordings, audit records)."""
+        out = self._recordings, self._audits
+        self._recordings, self._audits = [], []
+        return out
+
+    def flush_sync(self, store: RunStore, run_id: str, home: Path) -> None:
+        """Write what was kept now, blocking: for a step that ends without its checkpoint.
+
+        Called on the error path only (a failed or cancelled step), where an await could be
+        cancelled again; the audit records go first, as with a checkpoint.
+        """
+        from agentnb.runtime import _hooks
+
+        recordings, audits = self.take()
+        try:
+            if audits:
+                _hooks.audit_log(home).append_many(audits)
+        finally:
+            for kind, key, occurrence, payload in recordings:
+                store.record(run_id, kind, key, occurrence, payload)
