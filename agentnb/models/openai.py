@@ -137,7 +137,6 @@ class OpenAIModel(ModelBase):
         self.on_retry: RetryHook | None = on_retry
         """Called before each retry sleep with (attempt, error, sleep_s); None for no hook."""
         self._pool = ClientPool(timeout_s=timeout_s, given=http_client, base_url=self.base_url)
-        self._parsed_url: tuple[type, str, Any] | None = None
         self._explicit_price = input_per_mtok is not None or output_per_mtok is not None
         self._priced: tuple[Any, ModelInfo] | None = None
         self._info = ModelInfo(
@@ -216,14 +215,6 @@ class OpenAIModel(ModelBase):
             body.update(s.extra_body)
         return body
 
-    def _url_for(self, client: Any, url: str) -> Any:
-        """`url` parsed once (httpx parses a string URL on every request)."""
-        cls = type(client.base_url)  # the URL class of the client's library: httpx or httpx2
-        cached = self._parsed_url
-        if cached is None or cached[0] is not cls or cached[1] != url:
-            cached = self._parsed_url = (cls, url, cls(url))
-        return cached[2]
-
     def _headers(self) -> dict[str, str]:
         headers = {"content-type": "application/json", "accept": "application/json"}
         if self.api_key:
@@ -262,9 +253,7 @@ class OpenAIModel(ModelBase):
         url = self.url
 
         async def attempt() -> ModelResponse:
-            client = self._pool.get()
-            response = await client.post(self._url_for(client, url), content=content,
-                                         headers=headers)
+            response = await self._pool.post(url, content=content, headers=headers)
             raw = response.content
             if response.status_code >= 400:
                 raise_for_status(response, raw.decode("utf-8", "replace"), model=info.id)
