@@ -27,6 +27,7 @@ import json
 import os
 import threading
 import time
+import weakref
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -190,6 +191,9 @@ class RunStore:
         self.stop_cache_s = stop_cache_s
         self._stops: dict[str, str] = {}
         self._stops_read_at = float("-inf")
+        # The refresh of the flags in flight, per loop (`astop_reason`).
+        self._stops_refresh: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, asyncio.Task[None]] = weakref.WeakKeyDictionary()
         self._parents: dict[str, str | None] = {}
         self._meta_checked = False
 
@@ -380,11 +384,8 @@ class RunStore:
         once per `stop_cache_s`; in between this is a dictionary look-up. When no flag is set
         anywhere, which is the usual case, no ancestor is looked up.
         """
-        now = time.monotonic()
-        if now - self._stops_read_at > self.stop_cache_s:
-            rows = self._read(lambda c: c.execute("SELECT target, reason FROM rt_stops").fetchall())
-            self._stops = dict(rows)
-            self._stops_read_at = now
+        if time.monotonic() - self._stops_read_at > self.stop_cache_s:
+            self._read_stops()
         stops = self._stops
         if not stops:
             return None
@@ -399,6 +400,12 @@ class RunStore:
             seen.add(parent)
             parent = self._parent(parent)
         return None
+
+    def _read_stops(self) -> None:
+        now = time.monotonic()
+        rows = self._read(lambda c: c.execute("SELECT target, reason FROM rt_stops").fetchall())
+        self._stops = dict(rows)
+        self._stops_read_at = now
 
     def stop_requested(self, run_id: str, *, also: Iterable[str] = ()) -> bool:
         """True when a stop was requested for the run (see `stop_reason`); cheap per step."""
@@ -491,9 +498,20 @@ class RunStore:
         await asyncio.to_thread(self.clear_stop, target)
 
     async def astop_reason(self, run_id: str, *, also: Iterable[str] = ()) -> str | None:
-        """Async twin of `stop_reason`; answers on the loop while the cached flags are fresh."""
+        """Async twin of `stop_reason`; answers on the loop while the cached flags are fresh.
+
+        When they are stale, one read refreshes them for every run of the loop that asks in
+        the meantime (at C=100 each expiry used to send every stepping run to a thread).
+        """
         also = tuple(also)
-        if time.monotonic() - self._stops_read_at <= self.stop_cache_s and not self._stops:
+        if time.monotonic() - self._stops_read_at > self.stop_cache_s:
+            loop = asyncio.get_running_loop()
+            pending = self._stops_refresh.get(loop)
+            if pending is None or pending.done():
+                pending = loop.create_task(asyncio.to_thread(self._read_stops))
+                self._stops_refresh[loop] = pending
+            await asyncio.shield(pending)
+        if not self._stops:
             return None
         return await asyncio.to_thread(self.stop_reason, run_id, also=also)
 

@@ -503,3 +503,28 @@ def test_a_failing_statement_rolls_back_and_is_a_store_error(store: RunStore) ->
     assert store.recorded("run_a", "tool", "k", 0) == {"v": 1}
     with pytest.raises(StoreError, match="no_such_table"):
         store._db.read(lambda c: c.execute("SELECT * FROM no_such_table").fetchall())
+
+
+def test_stale_stop_flags_are_read_once_for_all_concurrent_runs(tmp_path: Path) -> None:
+    """When the cached flags expire, fifty runs asking at once share one read of the file."""
+    s = RunStore(tmp_path / "traces.db", stop_cache_s=60.0)
+    reads: list[int] = []
+    real = s._read_stops  # pyright: ignore[reportPrivateUsage]
+
+    def counting() -> None:
+        reads.append(1)
+        real()
+
+    s._read_stops = counting  # type: ignore[method-assign]
+
+    async def main() -> list[str | None]:
+        return await asyncio.gather(*(s.astop_reason(f"run_{i}") for i in range(50)))
+
+    assert asyncio.run(main()) == [None] * 50
+    assert len(reads) == 1
+    s.request_stop("run_7", "user")
+    s._stops_read_at = float("-inf")  # pyright: ignore[reportPrivateUsage]
+    answers = asyncio.run(main())
+    assert answers[7] == "user"
+    assert answers.count(None) == 49
+    assert len(reads) == 2
