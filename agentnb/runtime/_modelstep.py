@@ -53,27 +53,29 @@ async def model_step(run: Run, index: int, started_at: datetime, t0: float) -> S
         sc.GEN_AI_REQUEST_MODEL: info.id, sc.AGENTNB_RUN_ID: run.run_id})
     cache_hit = False
     source: str | None = None
+    dump: dict[str, Any] | None = None  # the response, redacted once (a fresh call only)
     try:
         with trace.use_span(span, end_on_exit=False):
             response, source = await _reuse(run, key, occurrence, request_info)
             if response is None:
                 with observe_retries(_retry_event(span)):
-                    response = await _call(run, span, messages, key, occurrence=occurrence,
-                                           request_info=request_info)
+                    response, dump = await _call(run, span, messages, key,
+                                                 occurrence=occurrence, request_info=request_info)
             else:
                 cache_hit = True
                 span.set_attribute(sc.AGENTNB_CACHE_HIT, True)
                 span.add_event("cache", {sc.AGENTNB_KIND: "cache", "source": source})
         usage = response.usage if source != "cache" else Usage()
-        _describe(span, response, usage, run)
+        message = response.message()
+        message_dump = _message_dump(message, dump)
+        _describe(span, response, usage, run, message_dump)
     except BaseException as err:
         span.record_exception(err)
         raise
     finally:
         span.end()
     run.add_usage(usage)
-    message = response.message()
-    run.append_message(message)
+    run.append_message(message, dump=message_dump)
     run.model_mark = run.message_count
     calls = response.tool_calls
     reason = next((c.reason for c in calls if c.reason), None)
@@ -179,7 +181,9 @@ async def _reuse(run: Run, key: str, occurrence: int,
 
 
 async def _call(run: Run, span: trace.Span, messages: list[Message], key: str, *,
-                occurrence: int, request_info: dict[str, Any]) -> ModelResponse:
+                occurrence: int, request_info: dict[str, Any]
+                ) -> tuple[ModelResponse, dict[str, Any]]:
+    """Make the call under a budget reservation; return it and its redacted dump."""
     agent = run.agent
     model = agent.resolved_model
     info = model.info
@@ -223,7 +227,7 @@ async def _call(run: Run, span: trace.Span, messages: list[Message], key: str, *
         # cache.db is on disk like the recordings: no secret goes in (a hit gets the
         # redacted text).
         await _response_cache(run).aput(key, dump, kind="model")
-    return response
+    return response, dump
 
 
 def _response_cache(run: Run) -> ResponseCache:
@@ -236,7 +240,16 @@ def _response_cache(run: Run) -> ResponseCache:
     return cache
 
 
-def _describe(span: trace.Span, response: ModelResponse, usage: Usage, run: Run) -> None:
+def _message_dump(message: Message, response_dump: dict[str, Any] | None) -> dict[str, Any]:
+    """The assistant message's redacted dump; its parts reuse the redacted response's."""
+    if response_dump is None:
+        return _hooks.redact_obj(message.model_dump(mode="json"))
+    rest = _hooks.redact_obj(message.model_dump(mode="json", exclude={"parts"}))
+    return {**rest, "parts": response_dump["parts"]}
+
+
+def _describe(span: trace.Span, response: ModelResponse, usage: Usage, run: Run,
+              message_dump: dict[str, Any]) -> None:
     attrs: dict[str, Any] = {
         sc.GEN_AI_RESPONSE_MODEL: response.model_name or None,
         sc.GEN_AI_RESPONSE_ID: response.provider_id,
@@ -246,8 +259,8 @@ def _describe(span: trace.Span, response: ModelResponse, usage: Usage, run: Run)
         sc.AGENTNB_COST_USD: None if usage.usd is None else float(usage.usd),
     }
     if run.agent.resolved_settings.record_content:
-        attrs[sc.GEN_AI_OUTPUT_MESSAGES] = _hooks.redact(
-            canonical_json([response.message().model_dump(mode="json")]))
+        # Redacted value by value already (a secret is found in a value before JSON escapes it).
+        attrs[sc.GEN_AI_OUTPUT_MESSAGES] = canonical_json([message_dump])
     span.set_attributes({k: v for k, v in attrs.items() if v is not None})
 
 

@@ -216,9 +216,12 @@ class Run:
 
     # -- bookkeeping shared with the step modules ----------------------------------------------
 
-    def append_message(self, message: Message) -> None:
-        """Append to the history, caching its redacted dump and the rolling request hash."""
-        dump = _hooks.redact_obj(message.model_dump(mode="json"))
+    def append_message(self, message: Message, *, dump: dict[str, Any] | None = None) -> None:
+        """Append to the history, caching its redacted dump and the rolling request hash.
+
+        `dump` is the message's redacted dump when the caller has it already."""
+        if dump is None:
+            dump = _hooks.redact_obj(message.model_dump(mode="json"))
         self._messages.append(message)
         self._message_dumps.append(dump)
         self._chain.append(_chain(self._chain[-1] if self._chain else "", dump))

@@ -231,3 +231,40 @@ def test_interactive_approver_waits_under_arun_and_is_replaced_under_run() -> No
                      policy=Policy(approve={"network"}), approver=Widget())
     assert "await agent.arun" in blocking.run("go").output
     assert sent == ["w"]
+
+
+def test_a_secret_in_the_model_answer_is_redacted_everywhere_it_is_kept() -> None:
+    """The answer is redacted once and reused: the checkpoint's message, the recording and the
+    span's output messages all hold the same redacted parts, and never the secret."""
+    from agentnb.governance import default_redactor
+    from agentnb.tracing import load_spans
+
+    secret = "sk-test-" + os.urandom(8).hex()
+    register_secret(secret)
+
+    def fn(m: list[Message], info: FunctionInfo) -> object:
+        if info.call_index == 0:
+            return call("echo_arg", "c1", value=f"use {secret}")
+        return f"the key is {secret}"
+
+    @tool
+    def echo_arg(value: str) -> str:
+        """Echo."""
+        return "ok"
+
+    agent = Agent(model=FunctionModel(fn), tools=[echo_arg])
+    result = agent.run("go")
+    store = agent.start("x").store
+    state = store.load_checkpoint(result.run_id).state
+    models = [r.payload["response"] for r in store.recordings(result.run_id) if r.kind == "model"]
+    outputs = [s.attributes["gen_ai.output.messages"] for s in load_spans(result.run_id)
+               if s.kind == "model_call"]
+    assert secret not in json.dumps([state, models, outputs])
+    assistant = [m for m in state["messages"] if m["role"] == "assistant"]
+    # Each kept message equals what redacting the whole message at once gives.
+    redactor = default_redactor()
+    for kept, response, output in zip(assistant, models, outputs, strict=True):
+        assert kept["parts"] == response["parts"]
+        assert json.loads(output) == [kept]
+        assert redactor.redact_obj(kept) == kept
+    assert "[REDACTED]" in assistant[1]["parts"][0]["text"]
