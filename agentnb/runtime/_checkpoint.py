@@ -242,9 +242,10 @@ class RunStore:
         self._write(self._save_fn(run_id, step, state, status=status, agent=agent,
                                   parent_run_id=parent_run_id))
 
-    def _save_fn(self, run_id: str, step: int, state: Mapping[str, Any], *, status: str,
+    def _save_fn(self, run_id: str, step: int, state: Mapping[str, Any] | str, *, status: str,
                  agent: str, parent_run_id: str | None) -> Callable[[sqlite3.Connection], None]:
-        text = _dumps(state, f"state of run {run_id!r} at step {step}")
+        text = (state if isinstance(state, str)
+                else _dumps(state, f"state of run {run_id!r} at step {step}"))
         now = time.time()
         self._parents[run_id] = parent_run_id
 
@@ -427,13 +428,14 @@ class RunStore:
     # -- async twins ---------------------------------------------------------------------------
 
     async def asave_checkpoint(
-        self, run_id: str, step: int, state: Mapping[str, Any], *, status: str, agent: str,
+        self, run_id: str, step: int, state: Mapping[str, Any] | str, *, status: str, agent: str,
         parent_run_id: str | None = None,
         recordings: Sequence[tuple[RecordKind, str, int, Mapping[str, Any]]] = (),
         audit: AuditPart | None = None,
     ) -> None:
         """Async twin of `save_checkpoint` (group commit: concurrent runs share transactions).
 
+        `state` may be given as its JSON text already (`Run.state_json`).
         `recordings` (`(kind, key, occurrence, payload)`, as `record` takes them) are written
         in the checkpoint's transaction, and `audit` (`(log, [(event, fields), ...])`) is
         appended just before it on the same writer thread: everything a step leaves costs one

@@ -41,6 +41,7 @@ from agentnb.core import (
 )
 from agentnb.runtime import _hooks
 from agentnb.runtime._budget import BudgetScope
+from agentnb.runtime._cache import _dumps
 from agentnb.runtime._checkpoint import RunStore, run_store
 from agentnb.runtime._job import job_context
 from agentnb.runtime._journal import StepJournal
@@ -104,6 +105,8 @@ class Run:
         self._chain: list[str] = []
         self._steps: list[Step] = []
         self._step_dumps: list[dict[str, Any]] = []
+        # The JSON text of the dumps above, by list name (both lists only ever grow).
+        self._encoded: dict[str, list[str]] = {}
         self.pending: list[ToolCallPart] = []
         self.decisions: dict[str, dict[str, Any]] = {}
         self.sticky: dict[str, str] = {}
@@ -322,6 +325,18 @@ class Run:
             "model_mark": self.model_mark,
             "forked_from": list(self.forked_from) if self.forked_from else None,
         }
+
+    def state_json(self) -> str:
+        """`state_dict()` as JSON text (what the checkpoint stores), built without encoding
+        the history again: each message and step is encoded once, at its first checkpoint."""
+        state = self.state_dict()
+        what = f"state of run {self.run_id!r}"
+        parts = []
+        for name, dumps in (("messages", state.pop("messages")), ("steps", state.pop("steps"))):
+            done = self._encoded.setdefault(name, [])
+            done.extend(_dumps(d, what) for d in dumps[len(done):])
+            parts.append(f'"{name}":[{",".join(done)}]')
+        return f"{_dumps(state, what)[:-1]},{','.join(parts)}}}"
 
     @classmethod
     def from_state(cls, agent: Agent, state: dict[str, Any], *, run_id: str | None = None,
@@ -649,7 +664,7 @@ class Run:
             return
         home = self.agent.resolved_settings.home
         await self.store.asave_checkpoint(
-            self.run_id, len(self._steps), self.state_dict(), status=self._state,
+            self.run_id, len(self._steps), self.state_json(), status=self._state,
             agent=self.agent.agent_name, parent_run_id=self.parent_run_id,
             recordings=recordings, audit=(_hooks.audit_log(home), audits) if audits else None)
 

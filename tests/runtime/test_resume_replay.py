@@ -192,3 +192,28 @@ def test_resume_keeps_the_original_budget() -> None:
     assert result.stop_reason == "budget"
     assert result.usage.model_calls == 3
     assert model.calls == 3
+
+
+def test_state_json_matches_state_dict_across_steps_and_resume() -> None:
+    """The checkpoint text, built from per-message encodings kept between steps, decodes to
+    exactly `state_dict()` at every step, also for a run rebuilt from a checkpoint."""
+    import json
+
+    def same(run: Run) -> None:
+        # elapsed_s moves between the two calls; everything else must be equal.
+        text, state = json.loads(run.state_json()), run.state_dict()
+        assert text.pop("elapsed_s") <= state.pop("elapsed_s")
+        assert text == state
+
+    side_effects.clear()
+    agent = Agent(model=_model(), tools=[write], name="writer-json")
+    run = agent.start("go")
+    for _ in range(3):
+        run.step()
+        same(run)
+    again = Run.from_state(agent, run.store.load_checkpoint(run.run_id).state)
+    same(again)
+    again.run_to_end()
+    same(again)
+    stored = run.store.load_checkpoint(again.run_id).state
+    assert len(stored["messages"]) == len(again.state_dict()["messages"]) == 8
