@@ -31,6 +31,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from agentnb.core import ModelConnectionError, ModelError, ModelHTTPError, ModelTimeout
+from agentnb.models._h1pool import H1Pool
 from agentnb.models._netio import install
 
 if TYPE_CHECKING:
@@ -176,6 +177,9 @@ class ClientPool:
             return
         client = self._clients.pop(asyncio.get_running_loop(), None)
         if client is not None:
+            cached = self._routes.pop(client, None)
+            if cached is not None and cached[1] is not None:
+                await cached[1].aclose()
             await client.aclose()
 
 
@@ -192,7 +196,7 @@ class Posted(NamedTuple):
 class _Route:
     """How `ClientPool.post` reaches one URL through one client's connection pool."""
 
-    __slots__ = ("defaults", "lib", "mapper", "pool", "request_cls", "timeout", "url")
+    __slots__ = ("defaults", "h1", "lib", "mapper", "pool", "request_cls", "timeout", "url")
 
     def __init__(self, client: Any, lib: ModuleType, url: Any, mapper: Callable[[], Any]) -> None:
         self.lib, self.mapper = lib, mapper
@@ -205,6 +209,8 @@ class _Route:
         self.url = core.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port,
                             target=url.raw_path)
         self.request_cls = core.Request
+        # One origin, HTTP/1.1, whole answers: a stack of idle connections serves it in O(1).
+        self.h1 = H1Pool(core, self.pool, self.url.origin) if H1Pool.fits(self.pool) else None
 
     @classmethod
     def make(cls, client: Any, url: str) -> _Route | None:
@@ -232,17 +238,25 @@ class _Route:
             b"POST", self.url, content=content, extensions={"timeout": self.timeout},
             headers=[(k.encode("latin-1"), v.encode("latin-1")) for k, v in merged.items()])
         with self.mapper():
-            response = await self.pool.handle_async_request(request)
-            try:
-                body = b"".join([chunk async for chunk in response.stream])
-            finally:
-                await response.aclose()
-        names = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in response.headers}
+            if self.h1 is not None:
+                status, raw, body = await self.h1.request(request)
+            else:
+                response = await self.pool.handle_async_request(request)
+                try:
+                    body = b"".join([chunk async for chunk in response.stream])
+                finally:
+                    await response.aclose()
+                status, raw = response.status, response.headers
+        names = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in raw}
         if names.get("content-encoding", "identity") != "identity":
-            # Rare (we ask for no encoding): the library's response decodes it.
-            body = self.lib.Response(response.status, headers=response.headers,
-                                     content=body).content
-        return Posted(response.status, names, body)
+            # The library's response decodes it, as the client would.
+            body = self.lib.Response(status, headers=raw, content=body).content
+        return Posted(status, names, body)
+
+    async def aclose(self) -> None:
+        """Close the connections this route keeps."""
+        if self.h1 is not None:
+            await self.h1.aclose()
 
 
 @functools.cache

@@ -129,6 +129,10 @@ async def test_given_hooked_and_proxied_clients_go_through_the_client() -> None:
         route = _Route.make(old, url + "/v1")
         assert route is not None
         assert (await route.post(b"{}", {"a": "b"})).content == b'{"ok": true}'
+        assert route.h1 is not None  # httpcore's HTTP/1.1 connection under our stack
+        assert route.h1.idle == 1
+        await route.aclose()
+        assert route.h1.idle == 0
         await old.aclose()
 
     assert _Route.make(httpx2.AsyncClient(event_hooks={"request": [hook]}), "http://h/") is None
