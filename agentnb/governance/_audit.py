@@ -156,10 +156,10 @@ def _read_head(path: Path) -> tuple[int, str] | None:
     return head
 
 
-def _stamp(path: Path) -> tuple[int, int, int] | None:
+def _stamp(head: str) -> tuple[int, int, int] | None:
     """(inode, size, mtime) of the head file: an edit of the head changes it."""
     try:
-        st = os.stat(_head_path(path))
+        st = os.stat(head)
     except OSError:
         return None
     return st.st_ino, st.st_size, st.st_mtime_ns
@@ -203,6 +203,9 @@ class AuditLog:
         self.path = Path(path).absolute()
         self._redactor = default_redactor() if isinstance(redactor, Unset) else redactor
         self._fsync = fsync
+        self._file = str(self.path)
+        self._head_file = str(_head_path(self.path))
+        self._lock = _thread_lock(self.path)
         # (log size, seq, hash, head stamp) right after this object's last append.
         self._known: tuple[int, int, str, tuple[int, int, int] | None] | None = None
 
@@ -254,7 +257,7 @@ class AuditLog:
                 # Our own last append is still the end of the file and the head is the file we
                 # wrote (no other writer appended since, nobody edited the head): the tail is
                 # what we wrote, so it is not read back.
-                if known is not None and known[0] == size and known[3] == _stamp(self.path):
+                if known is not None and known[0] == size and known[3] == _stamp(self._head_file):
                     seq, prev = known[1], known[2]
                 else:
                     seq, prev = self._tail(fd)
@@ -288,9 +291,12 @@ class AuditLog:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[int]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with _thread_lock(self.path):
-            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        with self._lock:
+            try:
+                fd = os.open(self._file, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+            except FileNotFoundError:  # the folder is created on the first append
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(self._file, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
             try:
                 if fcntl is not None:
                     fcntl.flock(fd, fcntl.LOCK_EX)
@@ -318,11 +324,11 @@ class AuditLog:
 
     def _write_head(self, seq: int, digest: str) -> tuple[int, int, int] | None:
         """Write the head; return its stamp (see `_stamp`), None when it was renamed in."""
-        head = _head_path(self.path)
+        head = self._head_file
         text = _head_text(seq, digest).encode()
         if self._fsync:
             # Survives power loss: a complete new file, flushed, then renamed over the old one.
-            tmp = head.with_name(f"{head.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+            tmp = f"{head}.{os.getpid()}.{threading.get_ident()}.tmp"
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             try:
                 os.write(fd, text)
