@@ -57,6 +57,11 @@ class _State:
         self.processor: StoreProcessor = StoreProcessor()
         self.provider = make_provider(self.sampler, self.processor)
         self.tracer: trace.Tracer = self.provider.get_tracer("agentnb")
+        from agentnb.tracing._lean import LeanTracer
+
+        self.lean: trace.Tracer = LeanTracer(self.processor)
+        self.lean_enabled = True
+        """Hand out `LeanTracer` spans while only the store takes them (see `tracer()`)."""
         self.home: Path | None = None
         self.store: TraceStore | None = None
         self.exporters: dict[str, SpanProcessor] = {}
@@ -91,6 +96,9 @@ def _state() -> _State:
 def tracer() -> trace.Tracer:
     """The tracer every agentnb span is started from (agentnb's own provider, never the global one).
 
+    While spans go only to the trace store it is a `LeanTracer` (OTel API spans without the
+    SDK's bookkeeping, see `agentnb.tracing._lean`); with a live exporter, the SDK's tracer.
+
     Example:
         >>> with tracer().start_as_current_span("demo") as span:
         ...     span.set_attribute("agentnb.kind", "demo")
@@ -98,6 +106,9 @@ def tracer() -> trace.Tracer:
     st = _STATE
     if st is None or st.thread is None:
         st = _state()
+    if st.lean_enabled and st.sampler.enabled and not st.processor.extra:
+        # Only the store reads these spans: the SDK's per-span bookkeeping is skipped.
+        return st.lean
     return st.tracer
 
 
