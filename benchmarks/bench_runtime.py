@@ -10,7 +10,9 @@ Figures:
   `anb.budget(...)` scope, each with its own `Budget`, every model call reserving its worst case
   against both, vs the same runs with no budget anywhere. CPU per run, best of `--rounds`
   rounds, each running both back to back in alternating order; the overhead is the median of
-  the per-round ratios.
+  the per-round ratios (and all rounds pooled). On this VM batches drift by 10-30%, more than
+  the budget costs, so the budget's own cost is also measured in place: CPU inside its methods
+  (reserve, settle, consume, ...) in one more batch of each kind, timed per outermost call.
 - replay: runs executed per second, then the same runs replayed from their recordings.
 - import time: `import agentnb` in a fresh interpreter, best of 5.
 """
@@ -84,6 +86,50 @@ async def _batch(agent: Any, n: int, *, shared: bool) -> float:
     return _cpu() - c0
 
 
+_TIMED = {"BudgetScope": ("reserve", "consume", "charge", "check_wall", "remaining",
+                          "fraction_used", "wrap_up_due", "child", "grant", "close"),
+          "Reservation": ("settle", "settle_usage", "release")}
+"""The budget's methods the runtime calls per step, call and run (timed in place)."""
+
+
+def _timing_budget() -> tuple[dict[str, float], Any]:
+    """Wrap the budget's methods so the CPU spent inside them (outermost calls only) adds up
+    in the returned dict; the second value undoes the wrapping."""
+    from agentnb.runtime import _budget
+
+    spent = {"s": 0.0, "calls": 0}
+    depth = [0]
+    undo: list[tuple[Any, str, Any]] = []
+    clock = time.thread_time
+
+    def wrap(fn: Any) -> Any:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            if depth[0]:
+                return fn(*args, **kwargs)
+            depth[0] = 1
+            t0 = clock()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent["s"] += clock() - t0
+                spent["calls"] += 1
+                depth[0] = 0
+        return timed
+
+    for cls_name, names in _TIMED.items():
+        cls = getattr(_budget, cls_name)
+        for name in names:
+            fn = cls.__dict__[name]
+            undo.append((cls, name, fn))
+            setattr(cls, name, wrap(fn))
+
+    def restore() -> None:
+        for cls, name, fn in undo:
+            setattr(cls, name, fn)
+
+    return spent, restore
+
+
 def budget_contention(n: int, rounds: int) -> dict[str, Any]:
     """CPU per run with budgets (per-run + shared scope) vs none, `n` runs at once."""
     on, off = _agent(budget=True, name="bench-budget-on"), _agent(budget=False,
@@ -107,9 +153,24 @@ def budget_contention(n: int, rounds: int) -> dict[str, Any]:
         # Each round runs both back to back; the median of the per-round ratios is the least
         # sensitive to other work on the machine drifting between rounds.
         ratios = sorted(x / y for x, y in zip(with_b, without, strict=True))
+        # In place, free of drift between batches: the CPU inside the budget's own methods in
+        # one more batch of each kind (both have a scope per run; "off" has no limits to check).
+        inside = {}
+        for label, agent, shared in (("budget", on, True), ("nobudget", off, False)):
+            spent, restore = _timing_budget()
+            try:
+                total = await _batch(agent, n, shared=shared)
+            finally:
+                restore()
+            inside[label] = {"budget_cpu_s": spent["s"], "calls": spent["calls"],
+                             "batch_cpu_s": total}
+        extra = (inside["budget"]["budget_cpu_s"] - inside["nobudget"]["budget_cpu_s"]) / n
         return {"runs": n, "rounds": rounds, "cpu_ms_per_run_budget": 1000 * b / n,
                 "cpu_ms_per_run_nobudget": 1000 * nb / n,
                 "overhead_pct": 100 * (ratios[len(ratios) // 2] - 1),
+                "pooled_overhead_pct": 100 * (sum(with_b) / sum(without) - 1),
+                "inside": inside, "inside_ms_per_run": 1000 * extra,
+                "inside_overhead_pct": 100 * extra / (nb / n),
                 "all_budget_s": with_b, "all_nobudget_s": without}
 
     return asyncio.run(go())
@@ -165,7 +226,10 @@ def main() -> None:
     out["budget"] = b = budget_contention(a.runs, a.rounds)
     print(f"budget contention : {b['runs']} concurrent runs, {b['cpu_ms_per_run_budget']:.2f} vs "
           f"{b['cpu_ms_per_run_nobudget']:.2f} ms CPU/run (best of {b['rounds']}) -> "
-          f"{b['overhead_pct']:+.1f}% (median of paired rounds)", flush=True)
+          f"{b['overhead_pct']:+.1f}% (median of paired rounds), {b['pooled_overhead_pct']:+.1f}% "
+          f"(all rounds pooled); in place: the budget's methods take "
+          f"{b['inside_ms_per_run']:.3f} ms more per run than the unlimited scope's = "
+          f"{b['inside_overhead_pct']:+.2f}%", flush=True)
     out["replay"] = r = replay_speed(a.replay_runs)
     print(f"replay            : {r['executed_runs_per_s']:.0f} runs/s executed, "
           f"{r['replayed_runs_per_s']:.0f} runs/s replayed ({r['replay_vs_execute']:.2f}x)",

@@ -19,6 +19,7 @@ words whose removal would garble traces without protecting anything.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import re
@@ -159,10 +160,11 @@ class Redactor:
             'k=[REDACTED:env:LATE_API_KEY]'
         """
         environ = os.environ if env is None else env
+        secret_name = _secret_name
         with self._lock:
             before = len(self._literals)
             for name, value in environ.items():
-                if (_ENV_NAME.search(name) and len(value) >= MIN_ENV_SECRET_CHARS
+                if (secret_name(name) and len(value) >= MIN_ENV_SECRET_CHARS
                         and value not in self._literals):
                     self._add_literal(value, f"[REDACTED:env:{name}]")
             added = len(self._literals) - before
@@ -314,6 +316,13 @@ def _is_scalar(value: object) -> bool:
 
 _default: Redactor | None = None
 _default_lock = threading.Lock()
+
+
+@functools.lru_cache(maxsize=4096)
+def _secret_name(name: str) -> bool:
+    """Whether an environment variable's name says it holds a secret (names rarely change, so
+    a run's re-read of the environment is a dictionary look-up per variable)."""
+    return _ENV_NAME.search(name) is not None
 
 
 def default_redactor(*, reload_env: bool = False) -> Redactor:
