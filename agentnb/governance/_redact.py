@@ -25,7 +25,7 @@ import os
 import re
 import threading
 import urllib.parse
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from agentnb.core import UsageError
@@ -230,6 +230,12 @@ class Redactor:
             >>> Redactor(env={}).redact_obj({"headers": {"Authorization": "Basic dXNlcjpwdw=="}})
             {'headers': {'Authorization': '[REDACTED]'}}
         """
+        fast = self._fast
+        if fast[0] is None:  # nothing to look for; keys named like secrets still are redacted
+            return self._general(obj)
+        return _walk(obj, self.redact, fast[2], fast[3], self._general)
+
+    def _general(self, obj: Any) -> Any:  # Any: any JSON-like value goes in and comes out
         if isinstance(obj, str):
             return self.redact(obj)
         kind = type(obj)
@@ -308,6 +314,49 @@ class Redactor:
             msg = (f"A secret of {len(value)} characters is too short to register "
                    f"(minimum {MIN_REGISTERED_CHARS}).")
             raise UsageError(msg, hint="Register the whole secret, not a fragment of it.")
+
+
+def _walk(obj: Any, redact: Callable[[str], str], memo: dict[str, str],
+          keys: dict[str, tuple[str, bool]], general: Callable[[Any], Any]) -> Any:
+    """`Redactor.redact_obj` for the JSON shapes it mostly sees (dicts, lists, str, numbers),
+    dispatching on the exact type with the memos at hand; anything else goes to `general`."""
+    kind = type(obj)
+    if kind is str:
+        out = memo.get(obj)
+        return redact(obj) if out is None else out
+    if kind is dict:
+        result: dict[Any, Any] = {}
+        for key, value in obj.items():
+            if type(key) is str:
+                seen = keys.get(key)
+                if seen is None:
+                    seen = (redact(key), _SENSITIVE_KEY.fullmatch(key) is not None)
+                    if len(keys) < _MEMO_SIZE:
+                        keys[key] = seen
+                new_key, sensitive = seen
+            else:
+                new_key, sensitive = key, False
+            vkind = type(value)
+            if vkind is str:
+                if sensitive:
+                    result[new_key] = REDACTED
+                else:
+                    done = memo.get(value)
+                    result[new_key] = redact(value) if done is None else done
+            elif value is None or vkind is bool:
+                result[new_key] = value
+            elif vkind is int or vkind is float:
+                result[new_key] = REDACTED if sensitive else value
+            elif sensitive and _is_scalar(value):
+                result[new_key] = REDACTED
+            else:
+                result[new_key] = _walk(value, redact, memo, keys, general)
+        return result
+    if kind is list:
+        return [_walk(v, redact, memo, keys, general) for v in obj]
+    if kind is int or kind is float or kind is bool or obj is None:
+        return obj
+    return general(obj)
 
 
 def _is_scalar(value: object) -> bool:

@@ -106,6 +106,9 @@ def warn_unpriced(model_id: str) -> None:
 
 def audit_log(home: Path) -> Any:
     """The `AuditLog` under `home/audit/` (one object per path in this process)."""
+    log = _audits.get(home)  # per step: no path building, no lock once known
+    if log is not None:
+        return log
     from agentnb.governance import AuditLog
 
     path = home / "audit" / "audit.jsonl"
@@ -114,6 +117,7 @@ def audit_log(home: Path) -> Any:
         if log is None:
             path.parent.mkdir(parents=True, exist_ok=True)
             log = _audits[path] = AuditLog(path)
+        _audits[home] = log
     return log
 
 

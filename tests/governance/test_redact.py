@@ -7,7 +7,7 @@ import json
 import time
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
@@ -195,3 +195,22 @@ def test_fast_path_is_cheap() -> None:
     for _ in range(10_000):
         r.redact(text)
     assert time.perf_counter() - start < 2.0
+
+
+_json_like = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
+    | st.sampled_from(["plain", "sk-live-abcdefghijklmnopqrstu", "Bearer abcdefghijklmnop",
+                       "password=hunter2hunter2", "s3cr3t-registered-value"]) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.tuples(inner, inner)
+    | st.dictionaries(st.sampled_from(["a", "api_key", "Authorization", "token", "text",
+                                       "s3cr3t-registered-value", "nested"]), inner, max_size=4),
+    max_leaves=20)
+
+
+@given(_json_like)
+@settings(max_examples=300, deadline=None)
+def test_the_fast_walk_matches_the_general_one(value: object) -> None:
+    """`redact_obj`'s type-dispatched walk gives exactly what the general path gives."""
+    r = Redactor(env={})
+    r.register("s3cr3t-registered-value")
+    assert r.redact_obj(value) == r._general(value)  # pyright: ignore[reportPrivateUsage]
