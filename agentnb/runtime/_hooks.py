@@ -22,22 +22,27 @@ __all__ = ["aflush", "audit", "audit_log", "configure_once", "display_hook", "en
 # Guards the one-time set-up below (tracing configuration, the redactor) and the warned-model
 # set; both are touched from the loop thread and from user threads.
 _lock = threading.Lock()
-_configured: Path | None = None
+_configured: tuple[Path, bool, str | None] | None = None
 _warned: set[str] = set()
 _redactor: Any = None
 _audits: dict[Path, Any] = {}
 
 
 def configure_once(settings: Settings) -> None:
-    """Point tracing at the settings' home and install the secret redactor, once per home."""
+    """Point tracing at the settings' home and install the secret redactor, once per home.
+
+    Tracing on/off and the OTLP endpoint are process-wide: a run whose settings differ from the
+    last configured ones switches them (the home, `trace` and `otlp_endpoint` form the key).
+    """
     global _configured, _redactor
-    if _configured == settings.home:
+    key = (settings.home, settings.trace, settings.otlp_endpoint)
+    if _configured == key:
         # A key exported since the last run (a notebook cell) must be redacted from now on.
         if _redactor is not None:
             _redactor.reload_env()
         return
     with _lock:
-        if _configured == settings.home:
+        if _configured == key:
             return
         from agentnb.governance import default_redactor
         from agentnb.tracing import configure, set_redactor
@@ -46,7 +51,7 @@ def configure_once(settings: Settings) -> None:
         if _redactor is None:
             _redactor = default_redactor()
             set_redactor(_redactor.redact)
-        _configured = settings.home
+        _configured = key
 
 
 def redact_obj(value: Any) -> Any:

@@ -65,3 +65,17 @@ def test_stop_leaves_a_span_that_says_why() -> None:
     last = next(s for s in spans if s.name == f"step {len(result.steps)} model")
     assert last.attributes["agentnb.stop_reason"] == "budget"
     assert any(e["name"] == "stop" for e in last.events)
+
+
+def test_tracing_follows_each_agents_settings_in_one_process() -> None:
+    """An agent with `trace=False` records no spans even after a traced agent ran in the same
+    home, and the traced agent records again afterwards."""
+    from agentnb.core import resolve
+
+    on = Agent(model=FunctionModel(lambda m, i: "on"), name="traced")
+    off = Agent(model=FunctionModel(lambda m, i: "off"), name="untraced",
+                settings=resolve(trace=False))
+    first, quiet, again = on.run("a"), off.run("b"), on.run("c")
+    assert load_spans(first.run_id)
+    assert load_spans(quiet.run_id) == []
+    assert load_spans(again.run_id)
