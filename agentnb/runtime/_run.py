@@ -223,11 +223,11 @@ class Run:
         """Append to the history, caching its redacted dump and the rolling request hash.
 
         `dump` is the message's redacted dump when the caller has it already."""
-        if dump is None:
-            dump = _hooks.redact_obj(message.model_dump(mode="json"))
+        kept: dict[str, Any] = (_hooks.redact_obj(message.model_dump(mode="json"))
+                                if dump is None else dump)
         self._messages.append(message)
-        self._message_dumps.append(dump)
-        self._chain.append(_chain(self._chain[-1] if self._chain else "", dump))
+        self._message_dumps.append(kept)
+        self._chain.append(_chain(self._chain[-1] if self._chain else "", kept))
 
     def model_key(self) -> str:
         """Content hash of the next model request (model, system, tools, settings, history)."""

@@ -4,12 +4,13 @@ When spans go only to the embedded store (no live OTLP exporter, tracing on), th
 `Tracer.start_span` builds for each span a sampler decision, a lock, a `BoundedAttributes`
 (cleaning every value under its own lock), bounded event and link lists and a resource
 reference, and calls the processor chain at start and end; all of that is read once, by
-`StoreProcessor`, which copies the span into a flat tuple. `LeanTracer` makes spans that are
-that tuple's fields from the start: same ids (random 64/128-bit, as the SDK's generator),
-parents from the OTel context, attributes cleaned as the SDK cleans them, events, exception
-events and status with the SDK's semantics, and `end()` queues the same record. It is an
-`opentelemetry.trace.Tracer`, so `use_span`, `get_current_span` and context propagation work
-unchanged, and mixing with SDK spans (an exporter added mid-run) keeps parents and run ids.
+`StoreProcessor`, which copies the span into a flat tuple for the store's queue. `LeanTracer`
+makes spans that are that tuple's fields from the start: same ids (random 64/128-bit, as the
+SDK's generator), parents from the OTel context, attributes cleaned as the SDK cleans them,
+events, exception events and status with the SDK's semantics, and `end()` queues the same
+record. It is an `opentelemetry.trace.Tracer`, so `use_span`, `get_current_span` and context
+propagation work unchanged, and mixing with SDK spans (an exporter added mid-run) keeps parents
+and run ids.
 
 With an exporter configured, or tracing off, `agentnb.tracing.tracer()` hands out the SDK
 tracer instead (exporters need SDK `ReadableSpan`s; the SDK's non-recording spans cost least).
@@ -29,13 +30,13 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from agentnb.tracing import _semconv as sc
-from agentnb.tracing._provider import WAKE_AT
+from agentnb.tracing._queue import WAKE_AT
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context
     from opentelemetry.util.types import Attributes
 
-    from agentnb.tracing._provider import StoreProcessor
+    from agentnb.tracing._queue import SpanQueue
 
 __all__ = ["LeanEvent", "LeanSpan", "LeanTracer"]
 
@@ -81,8 +82,8 @@ class LeanSpan(trace.Span):
     """A recording span whose `end()` queues its record for the trace store.
 
     Example:
-        >>> from agentnb.tracing._provider import StoreProcessor
-        >>> span = LeanTracer(StoreProcessor()).start_span("demo", attributes={"a": [1, 2]})
+        >>> from agentnb.tracing._queue import SpanQueue
+        >>> span = LeanTracer(SpanQueue()).start_span("demo", attributes={"a": [1, 2]})
         >>> span.set_attribute("b", "x")
         >>> (span.attributes["a"], span.is_recording())
         ((1, 2), True)
@@ -91,7 +92,7 @@ class LeanSpan(trace.Span):
     __slots__ = ("_attributes", "_context", "_end_ns", "_events", "_kind", "_name",
                  "_processor", "_status", "parent", "run_id", "start_time")
 
-    def __init__(self, processor: StoreProcessor, name: str, context: SpanContext, *,
+    def __init__(self, processor: SpanQueue, name: str, context: SpanContext, *,
                  parent: SpanContext | None, kind: SpanKind, attributes: dict[str, Any],
                  start_time: int, run_id: str | None) -> None:
         self._processor = processor
@@ -212,11 +213,11 @@ class LeanSpan(trace.Span):
 
 
 class LeanTracer(trace.Tracer):
-    """Starts `LeanSpan`s into a `StoreProcessor`'s queue.
+    """Starts `LeanSpan`s into a `SpanQueue`.
 
     Example:
-        >>> from agentnb.tracing._provider import StoreProcessor
-        >>> processor = StoreProcessor()
+        >>> from agentnb.tracing._queue import SpanQueue
+        >>> processor = SpanQueue()
         >>> with LeanTracer(processor).start_as_current_span("outer") as outer:
         ...     inner = LeanTracer(processor).start_span("inner")
         ...     inner.end()
@@ -224,7 +225,7 @@ class LeanTracer(trace.Tracer):
         (True, 2)
     """
 
-    def __init__(self, processor: StoreProcessor) -> None:
+    def __init__(self, processor: SpanQueue) -> None:
         self._processor = processor
 
     def start_span(  # noqa: PLR0917 - the OTel Tracer signature
@@ -258,8 +259,8 @@ class LeanTracer(trace.Tracer):
                         parent=parent, kind=kind, attributes=attrs, run_id=run_id,
                         start_time=time.time_ns() if start_time is None else start_time)
 
-    @contextlib.contextmanager
-    def start_as_current_span(  # noqa: PLR0917 - the OTel Tracer signature
+    @contextlib.contextmanager  # the API's own decorator is private; same protocol
+    def start_as_current_span(  # noqa: PLR0917  # pyright: ignore[reportIncompatibleMethodOverride]
         self,
         name: str,
         context: Context | None = None,

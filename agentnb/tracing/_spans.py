@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import SpanProcessor
 
     from agentnb.core import Settings
-    from agentnb.tracing._provider import SpanRecordTuple, StoreProcessor, ToggleSampler
+    from agentnb.tracing._queue import SpanRecordTuple
     from agentnb.tracing._store import EventRow, SpanRow, TraceStore
 
 __all__ = [
@@ -51,14 +51,14 @@ class _State:
     """Process-wide tracing state; created on first use."""
 
     def __init__(self) -> None:
-        from agentnb.tracing._provider import StoreProcessor, ToggleSampler, make_provider
-
-        self.sampler: ToggleSampler = ToggleSampler()
-        self.processor: StoreProcessor = StoreProcessor()
-        self.provider = make_provider(self.sampler, self.processor)
-        self.tracer: trace.Tracer = self.provider.get_tracer("agentnb")
         from agentnb.tracing._lean import LeanTracer
+        from agentnb.tracing._queue import SpanQueue
 
+        self.processor = SpanQueue()
+        """The finished spans for the store, the tracing switch and the live exporters."""
+        self._sdk: trace.Tracer | None = None
+        self.provider: Any = None
+        """The SDK `TracerProvider`, once `tracer` made it (never the global one)."""
         self.lean: trace.Tracer = LeanTracer(self.processor)
         self.lean_enabled = True
         """Hand out `LeanTracer` spans while only the store takes them (see `tracer()`)."""
@@ -73,6 +73,20 @@ class _State:
         self.error: BaseException | None = None
         self.stop = threading.Event()
         self.thread: threading.Thread | None = None
+
+    @property
+    def tracer(self) -> trace.Tracer:
+        """The SDK's tracer over the same queue, made (and the SDK imported) on first use."""
+        sdk = self._sdk
+        if sdk is None:
+            with _STATE_LOCK:
+                sdk = self._sdk
+                if sdk is None:
+                    from agentnb.tracing._provider import make_provider
+
+                    self.provider = make_provider(self.processor)
+                    sdk = self._sdk = self.provider.get_tracer("agentnb")
+        return sdk
 
 
 _STATE: _State | None = None
@@ -106,7 +120,7 @@ def tracer() -> trace.Tracer:
     st = _STATE
     if st is None or st.thread is None:
         st = _state()
-    if st.lean_enabled and st.sampler.enabled and not st.processor.extra:
+    if st.lean_enabled and st.processor.enabled and not st.processor.extra:
         # Only the store reads these spans: the SDK's per-span bookkeeping is skipped.
         return st.lean
     return st.tracer
@@ -193,7 +207,7 @@ def configure(settings: Settings) -> None:
             flush()
         st.store = new_store
     st.home = home
-    st.sampler.enabled = bool(settings.trace)
+    st.processor.enabled = bool(settings.trace)
     st.processor.store_enabled = bool(settings.trace)
     endpoint = settings.otlp_endpoint
     if endpoint != st.configured_endpoint:
@@ -284,7 +298,7 @@ def _ensure_writer(st: _State) -> None:
 
 
 def _writer_loop(st: _State) -> None:
-    from agentnb.tracing._provider import FLUSH_INTERVAL_S
+    from agentnb.tracing._queue import FLUSH_INTERVAL_S
 
     wake = st.processor.wake
     while not st.stop.is_set():
@@ -297,7 +311,7 @@ def _writer_loop(st: _State) -> None:
 
 
 def _drain(st: _State) -> int:
-    from agentnb.tracing._provider import drain
+    from agentnb.tracing._queue import drain
 
     written = 0
     with st.drain_lock:
@@ -461,7 +475,7 @@ def _memoised(fn: Redactor) -> Redactor:
 def to_rows(batch: list[SpanRecordTuple],
             fn: Redactor | None) -> tuple[list[SpanRow], list[EventRow]]:
     """Turn queued span records into store rows, redacting every string value."""
-    from agentnb.tracing._provider import _plain
+    from agentnb.tracing._queue import plain_attributes
 
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
     spans: list[SpanRow] = []
@@ -497,7 +511,7 @@ def to_rows(batch: list[SpanRecordTuple],
             scope,
         ))
         for seq, event in enumerate(span_events):
-            ev_attrs = _plain(event)
+            ev_attrs = plain_attributes(event)
             if fn is not None:
                 ev_attrs = {k: _clean(v, fn) for k, v in ev_attrs.items()}
             events.append((span_id, seq, event.name, event.timestamp, dumps(ev_attrs)))

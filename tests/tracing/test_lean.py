@@ -14,7 +14,8 @@ from opentelemetry.trace import Status, StatusCode
 from agentnb import tracing
 from agentnb.tracing import _spans
 from agentnb.tracing._lean import LeanSpan, LeanTracer
-from agentnb.tracing._provider import StoreProcessor, ToggleSampler, drain, make_provider
+from agentnb.tracing._provider import make_provider
+from agentnb.tracing._queue import SpanQueue, drain
 from agentnb.tracing._spans import to_rows
 
 
@@ -41,7 +42,7 @@ def _script(tracer: trace.Tracer) -> None:
 
 
 def _rows(tracer_of: Any) -> tuple[list[Any], list[Any]]:
-    processor = StoreProcessor()
+    processor = SpanQueue()
     _script(tracer_of(processor))
     spans, events = to_rows(drain(processor.queue), None)
     ids = {row[0]: f"s{i}" for i, row in enumerate(spans)}
@@ -61,7 +62,7 @@ def _rows(tracer_of: Any) -> tuple[list[Any], list[Any]]:
 
 
 def test_lean_spans_store_what_sdk_spans_store() -> None:
-    sdk = _rows(lambda p: make_provider(ToggleSampler(), p).get_tracer("agentnb"))
+    sdk = _rows(lambda p: make_provider(p).get_tracer("agentnb"))
     lean = _rows(LeanTracer)
     assert lean == sdk
     spans, events = lean
@@ -93,17 +94,17 @@ def test_tracer_is_the_sdk_one_while_an_exporter_listens_or_tracing_is_off() -> 
         assert [s.name for s in extra.ended] == ["exported"]
     finally:
         st.processor.extra = tuple(p for p in st.processor.extra if p is not extra)
-    st.sampler.enabled = False
+    st.processor.enabled = False
     try:
         assert not tracing.tracer().start_span("off").is_recording()
     finally:
-        st.sampler.enabled = True
+        st.processor.enabled = True
     assert isinstance(tracing.tracer(), LeanTracer)
 
 
 def test_sdk_child_of_a_lean_span_keeps_the_run() -> None:
-    processor = StoreProcessor()
-    sdk = make_provider(ToggleSampler(), processor).get_tracer("agentnb")
+    processor = SpanQueue()
+    sdk = make_provider(processor).get_tracer("agentnb")
     with (LeanTracer(processor).start_as_current_span(
             "invoke_agent a", attributes={"agentnb.run.id": "run_9"}),
           sdk.start_as_current_span("added mid-run")):
@@ -113,3 +114,25 @@ def test_sdk_child_of_a_lean_span_keeps_the_run() -> None:
                                              ("invoke_agent a", "run_9")]
     assert spans[0][2] == spans[1][0]
     assert not processor._run_of  # pyright: ignore[reportPrivateUsage]
+
+
+def test_the_sdk_is_imported_only_when_sdk_spans_are_needed() -> None:
+    """A fresh interpreter that runs an agent with tracing on never imports the SDK; adding an
+    exporter's processor does."""
+    import subprocess
+    import sys
+    import tempfile
+
+    code = (
+        "import sys, agentnb as anb\n"
+        "from agentnb.models import FunctionModel\n"
+        "anb.Agent(model=FunctionModel(lambda m, i: 'ok')).run('go')\n"
+        "assert anb.spans  # noqa\n"
+        "print('opentelemetry.sdk.trace' in sys.modules)\n"
+        "from agentnb.tracing import _spans\n"
+        "_spans._state().tracer\n"
+        "print('opentelemetry.sdk.trace' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={"AGENTNB_HOME": tempfile.mkdtemp(), "PATH": "/usr/bin:/bin"},
+                         timeout=60, check=True)
+    assert out.stdout.split() == ["False", "True"]

@@ -180,7 +180,10 @@ def test_provider_is_not_global() -> None:
     """agentnb never installs its provider as the global OpenTelemetry one."""
     from agentnb.tracing import _spans
 
-    assert trace.get_tracer_provider() is not _spans._state().provider
+    st = _spans._state()
+    assert st.tracer is not None  # the SDK tracer, made on first use
+    assert st.provider is not None
+    assert trace.get_tracer_provider() is not st.provider
 
 
 def test_configure_switches_home_after_flushing(tmp_path) -> None:  # type: ignore[no-untyped-def]
