@@ -127,23 +127,20 @@ async def test_closed_expired_and_close_delimited_connections_are_not_reused() -
         await writer.drain()
         writer.close()  # no Connection: close header: the pool learns it from the socket
 
-    server = Server(drop_when_idle)
-    async with server as url:
-        pool = _pool(url)
-        assert await _post(pool, url) == "one"
-        await asyncio.sleep(0.05)
-        assert await _post(pool, url) == "one"
+    async def two_calls_apart(handler: object, pause: float, **limits: float) -> list[str]:
+        """Two calls `pause` seconds apart; the server must have seen two connections."""
+        server = Server(handler)  # type: ignore[arg-type]
+        async with server as url:
+            pool = _pool(url, **limits)
+            got = [await _post(pool, url)]
+            await asyncio.sleep(pause)
+            got.append(await _post(pool, url))
+            await pool.aclose()
         assert server.connections == 2
-        await pool.aclose()
+        return got
 
-    server = Server(Counting())
-    async with server as url:
-        pool = _pool(url, keepalive_expiry=0.05)
-        await _post(pool, url)
-        await asyncio.sleep(0.1)
-        await _post(pool, url)
-        assert server.connections == 2
-        await pool.aclose()
+    assert await two_calls_apart(drop_when_idle, 0.05) == ["one", "one"]
+    assert await two_calls_apart(Counting(), 0.1, keepalive_expiry=0.05) == ["got 3", "got 3"]
 
 
 @aio
