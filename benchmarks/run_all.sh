@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerate every benchmark figure into benchmarks/results/latest.md + latest.json.
-#   bash benchmarks/run_all.sh            # about 10-11 minutes on 2 cores
+#   bash benchmarks/run_all.sh            # 10-14 minutes on 2 cores (802 s in the last run)
 #   QUICK=1 bash benchmarks/run_all.sh    # smoke test: fewer runs per cell, fewer scenarios
 # The peer comparison runs in its own venv (benchmarks/peers/.venv, created on first use from
 # benchmarks/peers/requirements.txt plus agentnb editable); the rest runs in the project's .venv.
