@@ -25,12 +25,19 @@ import random
 import ssl
 import sys
 import time
+import urllib.parse
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
-from agentnb.core import ModelConnectionError, ModelError, ModelHTTPError, ModelTimeout
+from agentnb.core import (
+    ConfigError,
+    ModelConnectionError,
+    ModelError,
+    ModelHTTPError,
+    ModelTimeout,
+)
 from agentnb.models._h1pool import H1Pool
 from agentnb.models._netio import install
 
@@ -42,6 +49,7 @@ __all__ = [
     "Posted",
     "SSEEvent",
     "aiter_sse",
+    "check_base_url",
     "observe_retries",
     "raise_for_status",
     "retry_after_s",
@@ -95,6 +103,28 @@ def _transport_errors() -> dict[str, tuple[type[BaseException], ...]]:
             "connect": of("ConnectError", "RemoteProtocolError", "ReadError", "WriteError"),
             "http": of("HTTPError")}
     return found
+
+
+def check_base_url(url: str, *, what: str, source: str, example: str) -> str:
+    """Return `url` if it is an http(s) URL with a host and a valid port, else raise.
+
+    Raises:
+        ConfigError: naming the URL, what it is for and where it came from.
+
+    Example:
+        >>> check_base_url("http://127.0.0.1:8000/v1", what="OpenAI base URL",
+        ...                source="argument", example="http://127.0.0.1:8000/v1")
+        'http://127.0.0.1:8000/v1'
+    """
+    parts = urllib.parse.urlsplit(url)
+    try:
+        port = parts.port  # raises ValueError outside 0-65535 or when not a number
+    except ValueError:
+        port = -1
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == -1:
+        msg = f"{what} {url!r} is not an http(s) URL with a host and a port in 0-65535."
+        raise ConfigError(msg, source=source, hint=f"Use e.g. `{example}`.")
+    return url
 
 
 class ClientPool:
@@ -219,14 +249,15 @@ class _Route:
         parsed = lib.URL(url)
         transport = getattr(client, "_transport", None)
         pick = getattr(client, "_transport_for_url", None)
-        if (getattr(transport, "_pool", None) is None or pick is None
+        if (parsed.scheme not in ("http", "https") or getattr(transport, "_pool", None) is None
+                or pick is None
                 or pick(parsed) is not transport or type(transport) is not lib.AsyncHTTPTransport
                 or client.event_hooks["request"] or client.event_hooks["response"]
                 or client.auth is not None):
             return None
         try:
-            mapper = importlib.import_module(f"{lib.__name__}._transports.default")
-            mapper = mapper.map_httpcore_exceptions
+            default = importlib.import_module(f"{lib.__name__}._transports.default")
+            mapper = default.map_httpcore_exceptions
         except (ImportError, AttributeError):
             return None
         return cls(client, lib, parsed, mapper)

@@ -195,10 +195,8 @@ class AnthropicModel(ModelBase):
     ) -> None:
         source = "argument" if base_url else "ANTHROPIC_BASE_URL"
         root = (base_url or os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
-        if not root.startswith(("http://", "https://")):
-            msg = f"Anthropic base URL {root!r} is not an http(s) URL."
-            raise ConfigError(msg, source=source, hint="Use e.g. `https://api.anthropic.com`.")
-        self.base_url = root
+        self.base_url = _http().check_base_url(root, what="Anthropic base URL", source=source,
+                                               example="https://api.anthropic.com")
         self.url = f"{root}/messages" if root.endswith("/v1") else f"{root}/v1/messages"
         self.api_key = api_key or os.environ.get("ANTHROPIC_API_KEY") or None
         if self.api_key is None and urlsplit(root).hostname == "api.anthropic.com":

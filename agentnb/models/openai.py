@@ -115,10 +115,12 @@ class OpenAIModel(ModelBase):
         on_retry: RetryHook | None = None,
     ) -> None:
         # Lazy: httpx and tenacity are slow to import and `import agentnb` must stay fast.
-        from agentnb.models._http import ClientPool
+        from agentnb.models._http import ClientPool, check_base_url
 
-        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL)
-        self.base_url = self.base_url.rstrip("/")
+        self.base_url = check_base_url(
+            (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/"),
+            what="OpenAI base URL", example="http://127.0.0.1:8000/v1",
+            source="argument" if base_url else "OPENAI_BASE_URL or the default")
         self.api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
         if not self.api_key and "api.openai.com" in self.base_url:
             msg = f"No API key for model 'openai:{name}' at {self.base_url!r}."

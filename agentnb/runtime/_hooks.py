@@ -26,6 +26,8 @@ _configured: tuple[Path, bool, str | None] | None = None
 _warned: set[str] = set()
 _redactor: Any = None
 _audits: dict[Path, Any] = {}
+_audit_by_home: dict[Path, Any] = {}
+"""`_audits` by home: spelled differently, two homes still share the log of one path."""
 
 
 def configure_once(settings: Settings) -> None:
@@ -111,7 +113,7 @@ def warn_unpriced(model_id: str) -> None:
 
 def audit_log(home: Path) -> Any:
     """The `AuditLog` under `home/audit/` (one object per path in this process)."""
-    log = _audits.get(home)  # per step: no path building, no lock once known
+    log = _audit_by_home.get(home)  # per step: no path building, no lock once known
     if log is not None:
         return log
     from agentnb.governance import AuditLog
@@ -122,7 +124,7 @@ def audit_log(home: Path) -> Any:
         if log is None:
             path.parent.mkdir(parents=True, exist_ok=True)
             log = _audits[path] = AuditLog(path)
-        _audits[home] = log
+        _audit_by_home[home] = log
     return log
 
 

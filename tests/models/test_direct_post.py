@@ -141,6 +141,7 @@ async def test_given_hooked_and_proxied_clients_go_through_the_client() -> None:
     assert _Route.make(proxied, "http://h/v1") is None
     assert _Route.make(proxied, "http://other/v1") is not None
     assert _Route.make(httpx2.AsyncClient(auth=("u", "p")), "http://h/") is None
+    assert _Route.make(httpx2.AsyncClient(), "ftp://h/") is None  # the client says why
     assert _Route.make(httpx.AsyncClient(), "http://h/") is not None  # httpx's own pool too
 
 
@@ -152,3 +153,17 @@ async def test_switched_off_posts_go_through_the_client(monkeypatch: pytest.Monk
         assert (await pool.post(url, content=b"{}", headers={})).status_code == 200
         assert pool._route(pool.get(), url) is None  # pyright: ignore[reportPrivateUsage]
         await pool.aclose()
+
+
+@pytest.mark.parametrize("url", ["ftp://127.0.0.1:9/v1", "http://127.0.0.1:99999/v1",
+                                 "http:///v1", "127.0.0.1:8000/v1"])
+def test_a_base_url_that_cannot_be_posted_to_is_one_config_error(url: str) -> None:
+    from agentnb.core import ConfigError
+    from agentnb.models.anthropic import AnthropicModel
+    from agentnb.models.openai import OpenAIModel
+
+    with pytest.raises(ConfigError, match="not an http\\(s\\) URL") as caught:
+        OpenAIModel("m", base_url=url, api_key="k")
+    assert url.rstrip("/") in str(caught.value)
+    with pytest.raises(ConfigError, match="Anthropic base URL"):
+        AnthropicModel("m", base_url=url, api_key="k")
