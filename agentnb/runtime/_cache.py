@@ -14,8 +14,6 @@ Every method has an `a`-prefixed twin that runs it in a worker thread (`asyncio.
 from __future__ import annotations
 
 import asyncio
-import collections
-import contextlib
 import dataclasses
 import json
 import os
@@ -29,6 +27,10 @@ from agentnb.core import StoreError, UsageError, content_hash, resolve
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
+    from contextlib import AbstractContextManager
+
+    from agentnb.runtime._writer import AuditPart, _GroupCommit
+    from agentnb.tracing._shared import PendingSpans
 
 __all__ = ["CacheStats", "ResponseCache", "cache_key", "response_cache"]
 
@@ -92,6 +94,8 @@ class _Database:
         self._generation = 0
         self._pid = os.getpid()
         self._writer: _GroupCommit | None = None
+        self.companion: Callable[[], AbstractContextManager[PendingSpans | None]] | None = None
+        """Other rows for this file's group commits (the run store: finished spans)."""
 
     def error(self, exc: BaseException, action: str) -> StoreError:
         if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
@@ -208,6 +212,8 @@ class _Database:
     def _group(self) -> _GroupCommit:
         group = self._writer
         if group is None or group.pid != os.getpid():
+            from agentnb.runtime._writer import _GroupCommit
+
             with self._lock:
                 group = self._writer
                 if group is None or group.pid != os.getpid():
@@ -221,147 +227,6 @@ class _Database:
             if self._pid == os.getpid():
                 for conn in conns:
                     conn.close()
-
-
-AuditPart = tuple[Any, list[tuple[str, dict[str, Any]]]]
-"""(audit log, [(event, fields), ...]) handed to `_Database.awrite`."""
-_Item = tuple[Any, str, asyncio.AbstractEventLoop, "asyncio.Future[Any]", AuditPart | None]
-
-
-class _GroupCommit:
-    """The writer thread of one `_Database`: drains queued writes into shared transactions.
-
-    The thread starts on the first write and exits after `_IDLE_S` without work.
-    """
-
-    def __init__(self, db: _Database) -> None:
-        self.db = db
-        self.pid = os.getpid()
-        self._items: collections.deque[_Item] = collections.deque()
-        # Guards `_items` and `_thread`; the writer waits on it for work.
-        self._cv = threading.Condition(threading.Lock())
-        self._thread: threading.Thread | None = None
-
-    async def submit(self, prepare: Any, action: str, audit: AuditPart | None = None) -> Any:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        with self._cv:
-            self._items.append((prepare, action, loop, future, audit))
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._serve, daemon=True,
-                                                name=f"agentnb-writer:{self.db.path.name}")
-                self._thread.start()
-            else:
-                self._cv.notify()
-        return await future
-
-    def _serve(self) -> None:
-        while True:
-            with self._cv:
-                if not self._items:
-                    self._cv.wait(_IDLE_S)
-                    if not self._items:
-                        self._thread = None
-                        return
-                batch = list(self._items)
-                self._items.clear()
-            failed = _append_audits(batch)
-            done = self._commit(batch)
-            if failed:
-                done = [(item, False, failed[id(item)]) if ok and id(item) in failed
-                        else (item, ok, value) for item, ok, value in done]
-            self._deliver(done)
-
-    def _commit(self, batch: list[_Item]) -> list[tuple[_Item, bool, Any]]:
-        done: list[tuple[_Item, bool, Any]] = []
-        ready: list[tuple[_Item, Callable[[sqlite3.Connection], Any]]] = []
-        for item in batch:
-            try:
-                ready.append((item, item[0]()))
-            except BaseException as exc:
-                done.append((item, False, exc))
-        if len(ready) > 1:
-            db = self.db
-
-            def attempt() -> list[Any]:
-                conn = db.conn()
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    out = [fn(conn) for _, fn in ready]
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
-                return out
-
-            try:
-                with db._write_lock:
-                    results = db._retry(attempt)
-            except Exception:
-                pass
-            else:
-                done.extend((item, True, r) for (item, _), r in zip(ready, results, strict=True))
-                return done
-        for item, fn in ready:
-            try:
-                done.append((item, True, self.db.write(fn, item[1])))
-            except BaseException as exc:
-                done.append((item, False, exc))
-        return done
-
-    @staticmethod
-    def _deliver(done: list[tuple[_Item, bool, Any]]) -> None:
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, bool, Any]]] = {}
-        for (_, _, loop, future, _), ok, value in done:
-            by_loop.setdefault(loop, []).append((future, ok, value))
-        for loop, results in by_loop.items():
-            # A loop that closed while its writes were committing has nobody waiting.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(_settle, results)
-
-
-def _append_audits(batch: list[_Item]) -> dict[int, BaseException]:
-    """Append the batch's audit records, one `append_many` per log; the errors by item id.
-
-    A record refused before anything is written (`UsageError`) makes the log's writes go one
-    caller at a time, so only its caller sees the error; any other failure reaches them all.
-    """
-    by_log: dict[int, tuple[Any, list[tuple[int, list[tuple[str, dict[str, Any]]]]]]] = {}
-    for item in batch:
-        part = item[4]
-        if part is not None and part[1]:
-            by_log.setdefault(id(part[0]), (part[0], []))[1].append((id(item), part[1]))
-    failed: dict[int, BaseException] = {}
-    for log, parts in by_log.values():
-        try:
-            log.append_many([record for _, records in parts for record in records])
-            continue
-        except UsageError:
-            pass
-        except BaseException as exc:  # handed to every caller of this log
-            failed.update((key, exc) for key, _ in parts)
-            continue
-        for key, records in parts:
-            try:
-                log.append_many(records)
-            except BaseException as exc:  # handed to the caller whose records failed
-                failed[key] = exc
-    return failed
-
-
-def _settle(results: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
-    for future, ok, value in results:
-        if future.cancelled():
-            continue
-        if ok:
-            future.set_result(value)
-        else:
-            future.set_exception(value)
-
-
-_IDLE_S = 5.0
-"""How long a writer thread waits for work before it exits."""
 
 
 def _home(home: Path | str | None) -> Path:

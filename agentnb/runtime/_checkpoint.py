@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import json
 import os
 import threading
@@ -34,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from agentnb.core import StoreError, UsageError
 from agentnb.runtime._cache import _Database, _dumps, _home
+from agentnb.tracing._shared import flush_needed, spans_writer
 
 if TYPE_CHECKING:
     import sqlite3
@@ -188,6 +190,9 @@ class RunStore:
     def __init__(self, path: Path, *, stop_cache_s: float = 0.075) -> None:
         self._db = _Database(Path(path), schema=_SCHEMA, label="run store",
                              damaged_hint=_DAMAGED_HINT)
+        # Finished spans go to disk in the checkpoints' transactions when the trace store is
+        # this file (agentnb.tracing._shared): one commit per step, not one per step and batch.
+        self._db.companion = functools.partial(spans_writer, self._db.path)
         self.stop_cache_s = stop_cache_s
         self._stops: dict[str, str] = {}
         self._stops_read_at = float("-inf")
@@ -459,6 +464,11 @@ class RunStore:
             return write_all
 
         await self._db.awrite(prepare, audit=audit)
+
+    def spans_ride_along(self) -> bool:
+        """True when `asave_checkpoint` also stores every span that ended before it was called
+        and no live exporter waits for spans: a run's last checkpoint then needs no flush."""
+        return not flush_needed(self._db.path)
 
     async def aload_checkpoint(self, run_id: str, step: int | None = None) -> Checkpoint:
         """Async twin of `load_checkpoint`."""

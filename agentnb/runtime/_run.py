@@ -50,6 +50,7 @@ from agentnb.runtime._scopes import current_scope, use_scope
 from agentnb.runtime._state import default_home, dump_output, load_output, remaining_limits
 from agentnb.runtime._step import RunResult, RunState, Step, StepKind
 from agentnb.runtime._tool import render_result
+from agentnb.runtime._writer import STEPS
 from agentnb.tracing import semconv as sc
 
 if TYPE_CHECKING:
@@ -434,15 +435,19 @@ class Run:
             raise UsageError(msg, hint="Await the step in progress before the next one.")
         self._busy = True
         try:
-            self._begin()
-            assert self.scope is not None
-            if self.needs_initial_checkpoint:
-                self.needs_initial_checkpoint = False
-                await self._checkpoint()
-            with use_scope(self.scope), trace.use_span(self._span, end_on_exit=False):  # type: ignore[arg-type]
-                return await self._step_once()
+            with STEPS:
+                return await self._astep()
         finally:
             self._busy = False
+
+    async def _astep(self) -> Step:
+        self._begin()
+        assert self.scope is not None
+        if self.needs_initial_checkpoint:
+            self.needs_initial_checkpoint = False
+            await self._checkpoint()
+        with use_scope(self.scope), trace.use_span(self._span, end_on_exit=False):  # type: ignore[arg-type]
+            return await self._step_once()
 
     async def arun_to_end(self, *, raise_on_stop: bool = False) -> RunResult:
         """Step until the run finishes (async twin of `run_to_end`)."""
@@ -559,9 +564,13 @@ class Run:
             raise
         self._steps.append(step)
         self._step_dumps.append(self._step_dump(step))
-        await self._checkpoint()
         if self.finished:
-            await self._finish()
+            # The run's span ends first, so the last checkpoint stores it with the rest.
+            self._end_span()
+            stored = await self._checkpoint()
+            await self._finish(spans_stored=stored)
+        else:
+            await self._checkpoint()
         return step
 
     async def _run_step(self, kind: StepKind, index: int, started_at: datetime,
@@ -658,19 +667,38 @@ class Run:
         return Step(kind=kind, index=index, status="failed", started_at=started_at,
                     duration_s=time.perf_counter() - t0, error=_hooks.redact(self.error))
 
-    async def _checkpoint(self) -> None:
+    async def _checkpoint(self) -> bool:
+        """Save the step's checkpoint; True when every span that ended before it is stored
+        with it (see `RunStore.spans_ride_along`)."""
         recordings, audits = self.journal.take()
         if self.replay_source is not None:
-            return
+            return False
         home = self.agent.resolved_settings.home
-        await self.store.asave_checkpoint(
+        store = self.store
+        await store.asave_checkpoint(
             self.run_id, len(self._steps), self.state_json(), status=self._state,
             agent=self.agent.agent_name, parent_run_id=self.parent_run_id,
             recordings=recordings, audit=(_hooks.audit_log(home), audits) if audits else None)
+        return store.spans_ride_along()
 
-    async def _finish(self) -> None:
-        self._elapsed_prior = self.elapsed_s()
-        self._started = None
+    async def _finish(self, *, spans_stored: bool = False) -> None:
+        """End the run (span, flush, budget audit, job record); `spans_stored`: the last
+        checkpoint stored every span, so no flush is needed."""
+        self._end_span()
+        if not spans_stored:
+            await _hooks.aflush()
+        if self.stop_reason == "budget" and self.agent.policy is not None:
+            await self._audit_budget_stop()
+        job = job_context()
+        if job is not None and self.parent_run_id is None and self.finished:
+            # Only a refusal by the job's own scope ends the job; a run's own limit does not.
+            by_job = getattr(self.stop_error, "scope_name", None) == job.scope.name
+            await asyncio.to_thread(job.record_run, self.result, stopped_by_job=by_job)
+
+    def _end_span(self) -> None:
+        if self._started is not None:
+            self._elapsed_prior = self.elapsed_s()
+            self._started = None
         span, self._span = self._span, None
         if span is not None:
             u = self.usage
@@ -687,14 +715,6 @@ class Run:
                 sc.AGENTNB_OUTPUT: None if self.output is None
                 else _hooks.redact(render_result(dump_output(self.output))),
             })
-        await _hooks.aflush()
-        if self.stop_reason == "budget" and self.agent.policy is not None:
-            await self._audit_budget_stop()
-        job = job_context()
-        if job is not None and self.parent_run_id is None and self.finished:
-            # Only a refusal by the job's own scope ends the job; a run's own limit does not.
-            by_job = getattr(self.stop_error, "scope_name", None) == job.scope.name
-            await asyncio.to_thread(job.record_run, self.result, stopped_by_job=by_job)
 
     async def _audit_budget_stop(self) -> None:
         from agentnb.governance import audit

@@ -12,7 +12,7 @@ import pytest
 from agentnb.core import Message, StoreError
 from agentnb.governance import Policy, audit
 from agentnb.models import FunctionInfo, FunctionModel
-from agentnb.runtime import Agent, Run, _cache, _toolstep, tool
+from agentnb.runtime import Agent, Run, _toolstep, _writer, tool
 from agentnb.runtime._checkpoint import RunStore
 
 from ._helpers import call
@@ -57,13 +57,13 @@ def test_one_writer_hop_per_step(monkeypatch: pytest.MonkeyPatch) -> None:
     """A run with a policy submits exactly one write per checkpoint: its recordings and audit
     records ride along, and all of them are on disk afterwards."""
     submits: list[bool] = []
-    real = _cache._GroupCommit.submit
+    real = _writer._GroupCommit.submit
 
     async def counting(self: Any, prepare: Any, action: str, audit_part: Any = None) -> Any:
         submits.append(audit_part is not None)
         return await real(self, prepare, action, audit_part)
 
-    monkeypatch.setattr(_cache._GroupCommit, "submit", counting)
+    monkeypatch.setattr(_writer._GroupCommit, "submit", counting)
     ran.clear()
     gate["open"] = asyncio.Event()
     gate["open"].set()
