@@ -8,10 +8,10 @@ benchmarks/README.md). `ClientPool.post` talks to one origin over HTTP/1.1 and r
 answer whole, so its pool can be a stack: acquire pops an idle connection (dropping any the
 server closed or that outlived the keep-alive expiry), release pushes it back, both O(1).
 
-The connections are httpcore's own `AsyncHTTP11Connection` (the same h11 state machine,
-errors and timeouts as through httpx), opened with the transport pool's network backend, TLS
-context, socket options and limits. A connection whose request failed or was cancelled is
-closed, never reused.
+The connections are `H1Connection`s (`_h1conn`: requests written whole, answers parsed by
+llhttp through httptools, httpcore's exceptions and per-phase timeouts), opened with the
+transport pool's network backend, TLS context, socket options and limits. A connection whose
+request failed or was cancelled is closed, never reused.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ import importlib
 import time
 from types import ModuleType
 from typing import Any
+
+from agentnb.models._h1conn import H1Connection
 
 # The timeouts are per phase of a request (connect, pool), as httpcore passes them.
 # ruff: noqa: ASYNC109
@@ -78,16 +80,13 @@ class H1Pool:
         timeouts = request.extensions.get("timeout", {})
         conn = await self._acquire(timeouts)
         try:
-            response = await conn.handle_async_request(request)
-            try:
-                body = b"".join([chunk async for chunk in response.stream])
-            finally:
-                await response.aclose()
+            answer = await conn.request(request.method, request.url.target, request.headers,
+                                        b"".join(request.stream), timeouts)
         except BaseException:
             await self._drop(conn)
             raise
         await self._release(conn)
-        return response.status, response.headers, body
+        return answer
 
     async def _acquire(self, timeouts: dict[str, float | None]) -> Any:
         idle = self._idle
@@ -110,8 +109,7 @@ class H1Pool:
             self._open -= 1
             self._wake()
             raise
-        return self._core.AsyncHTTP11Connection(origin=self._origin, stream=stream,
-                                                keepalive_expiry=self._keepalive_expiry)
+        return H1Connection(self._core, stream, self._keepalive_expiry)
 
     async def _connect(self, timeout: float | None) -> Any:
         origin = self._origin
