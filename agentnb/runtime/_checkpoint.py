@@ -92,6 +92,51 @@ CREATE TABLE IF NOT EXISTS rt_stops (
 );
 """
 
+FULL_EVERY = 16
+"""A run stores its whole state at least every this many steps and deltas in between, so a
+load folds at most this many rows."""
+DELTA_PREFIX = '{"delta":'
+"""How a delta checkpoint's text starts: `{"delta": {"base": step, "messages": n, "steps": m},
+...}` holds the messages, chain entries and steps after the first n / m of the checkpoint at
+`base` (all of which only ever grow) and every other field whole, with `"v": 2` so that an
+agentnb that cannot fold deltas refuses the state instead of misreading it."""
+
+
+def _fold(texts: Mapping[int, str], step: int) -> dict[str, Any]:
+    """The whole state at `step` from checkpoint texts by step (full or delta).
+
+    Raises:
+        KeyError: a delta's base is not among `texts`.
+        ValueError: a text is not JSON, or a delta does not fit its base.
+    """
+    chain: list[dict[str, Any]] = []
+    at = step
+    while True:
+        text = texts[at]
+        if not text.startswith(DELTA_PREFIX):
+            state: dict[str, Any] = json.loads(text)
+            break
+        delta = json.loads(text)
+        chain.append(delta)
+        base = int(delta["delta"]["base"])
+        if base >= at:
+            msg = f"delta at step {at} builds on step {base}"
+            raise ValueError(msg)
+        at = base
+    for delta in reversed(chain):
+        info = delta.pop("delta")
+        n, m = int(info["messages"]), int(info["steps"])
+        if len(state["messages"]) < n or len(state["steps"]) < m:
+            msg = f"delta on step {info['base']} needs {n} messages and {m} steps"
+            raise ValueError(msg)
+        delta["messages"] = state["messages"][:n] + delta["messages"]
+        delta["chain"] = state["chain"][:n] + delta["chain"]
+        delta["steps"] = state["steps"][:m] + delta["steps"]
+        delta["v"] = state["v"]
+        state = delta
+    return state
+
+
 def _utc(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
@@ -274,33 +319,50 @@ class RunStore:
     def load_checkpoint(self, run_id: str, step: int | None = None) -> Checkpoint:
         """Load the checkpoint after `step`, or the newest one when `step` is None.
 
+        The state is always whole: a checkpoint stored as a delta (`DELTA_PREFIX`, what runs
+        write between full ones) is folded onto the checkpoints it builds on.
+
         Raises:
             UsageError: no such run, or no checkpoint at that step.
-            StoreError: the file cannot be read.
+            StoreError: the file cannot be read, or a delta's base is missing.
         """
-        cols = "run_id, step, state, status, agent, parent_run_id, saved_at"
+        cols = "step, state, status, agent, parent_run_id, saved_at"
 
-        def load(conn: sqlite3.Connection) -> tuple[Any, ...] | None:
-            if step is None:
-                return conn.execute(f"SELECT {cols} FROM rt_checkpoints WHERE run_id = ? "
-                                    "ORDER BY step DESC LIMIT 1", (run_id,)).fetchone()
-            return conn.execute(f"SELECT {cols} FROM rt_checkpoints WHERE run_id = ? AND step = ?",
-                                (run_id, step)).fetchone()
+        def load(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
+            top = step
+            if top is None:
+                row = conn.execute("SELECT max(step) FROM rt_checkpoints WHERE run_id = ?",
+                                   (run_id,)).fetchone()
+                top = row[0] if row else None
+                if top is None:
+                    return []
+            # A delta builds on at most FULL_EVERY earlier steps: one range read finds them.
+            return conn.execute(
+                f"SELECT {cols} FROM rt_checkpoints WHERE run_id = ? AND step BETWEEN ? AND ? "
+                "ORDER BY step", (run_id, top - FULL_EVERY, top)).fetchall()
 
-        row = self._read(load)
-        if row is None:
+        rows = self._read(load)
+        if not rows or (step is not None and rows[-1][0] != step):
             steps = self.checkpoint_steps(run_id)
             if not steps:
                 msg = f"No run {run_id!r} in {str(self.path)!r}."
                 raise UsageError(msg, hint="`anb.traces()` lists runs.")
             msg = f"Run {run_id!r} has no checkpoint at step {step!r}; it has steps {steps}."
             raise UsageError(msg, hint="Pick one of those steps, or pass no step for the newest.")
+        row = rows[-1]
+        texts = {r[0]: r[1] for r in rows}
         try:
-            state = json.loads(row[2])
-        except ValueError as exc:
+            try:
+                state = _fold(texts, row[0])
+            except KeyError:  # a base further back than the policy puts it: read them all
+                texts = dict(self._read(lambda c: c.execute(
+                    "SELECT step, state FROM rt_checkpoints WHERE run_id = ? AND step <= ?",
+                    (run_id, row[0])).fetchall()))
+                state = _fold(texts, row[0])
+        except (ValueError, KeyError, TypeError) as exc:
             raise self._db.error(exc, "read a checkpoint from") from None
-        return Checkpoint(run_id=row[0], step=row[1], state=state, status=row[3], agent=row[4],
-                          parent_run_id=row[5], saved_at=_utc(row[6]))
+        return Checkpoint(run_id=run_id, step=row[0], state=state, status=row[2], agent=row[3],
+                          parent_run_id=row[4], saved_at=_utc(row[5]))
 
     def checkpoint_steps(self, run_id: str) -> list[int]:
         """The steps that have a checkpoint, ascending (empty for an unknown run)."""

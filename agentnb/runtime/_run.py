@@ -42,7 +42,7 @@ from agentnb.core import (
 from agentnb.runtime import _hooks
 from agentnb.runtime._budget import BudgetScope
 from agentnb.runtime._cache import _dumps
-from agentnb.runtime._checkpoint import RunStore, run_store
+from agentnb.runtime._checkpoint import DELTA_PREFIX, FULL_EVERY, RunStore, run_store
 from agentnb.runtime._job import job_context
 from agentnb.runtime._journal import StepJournal
 from agentnb.runtime._killswitch import LoopDetector
@@ -108,6 +108,9 @@ class Run:
         self._step_dumps: list[dict[str, Any]] = []
         # The JSON text of the dumps above, by list name (both lists only ever grow).
         self._encoded: dict[str, list[str]] = {}
+        # (step, messages, steps, step of the last whole state) of this run's last checkpoint
+        # written from this object: the base of the next delta.
+        self._saved: tuple[int, int, int, int] | None = None
         self.pending: list[ToolCallPart] = []
         self.decisions: dict[str, dict[str, Any]] = {}
         self.sticky: dict[str, str] = {}
@@ -328,16 +331,31 @@ class Run:
         }
 
     def state_json(self) -> str:
-        """`state_dict()` as JSON text (what the checkpoint stores), built without encoding
-        the history again: each message and step is encoded once, at its first checkpoint."""
+        """`state_dict()` as JSON text (a whole checkpoint), built without encoding the history
+        again: each message and step is encoded once, at its first checkpoint."""
+        return self._state_text(None)
+
+    def _state_text(self, base: tuple[int, int, int] | None) -> str:
+        """The whole state, or with `base` = (step, messages, steps) of an earlier checkpoint
+        of this run, the delta on it (`_checkpoint.DELTA_PREFIX`): every field but the
+        messages, chain and steps whole, and of those only what came after `base`."""
         state = self.state_dict()
         what = f"state of run {self.run_id!r}"
+        n = m = 0
+        if base is not None:
+            n, m = base[1], base[2]
+            state["v"] = STATE_VERSION + 1
+            state["chain"] = state["chain"][n:]
         parts = []
-        for name, dumps in (("messages", state.pop("messages")), ("steps", state.pop("steps"))):
+        for name, dumps, start in (("messages", state.pop("messages"), n),
+                                   ("steps", state.pop("steps"), m)):
             done = self._encoded.setdefault(name, [])
             done.extend(_dumps(d, what) for d in dumps[len(done):])
-            parts.append(f'"{name}":[{",".join(done)}]')
-        return f"{_dumps(state, what)[:-1]},{','.join(parts)}}}"
+            parts.append(f'"{name}":[{",".join(done[start:])}]')
+        body = f"{_dumps(state, what)[1:-1]},{','.join(parts)}}}"
+        if base is None:
+            return "{" + body
+        return f'{DELTA_PREFIX}{{"base":{base[0]},"messages":{n},"steps":{m}}},{body}'
 
     @classmethod
     def from_state(cls, agent: Agent, state: dict[str, Any], *, run_id: str | None = None,
@@ -669,16 +687,27 @@ class Run:
 
     async def _checkpoint(self) -> bool:
         """Save the step's checkpoint; True when every span that ended before it is stored
-        with it (see `RunStore.spans_ride_along`)."""
+        with it (see `RunStore.spans_ride_along`).
+
+        The state goes whole at a run's first checkpoint in this process and every
+        `FULL_EVERY` steps, as a delta on this run's previous checkpoint in between: the
+        history is written once, not again at every step."""
         recordings, audits = self.journal.take()
         if self.replay_source is not None:
             return False
         home = self.agent.resolved_settings.home
         store = self.store
+        step = len(self._steps)
+        saved = self._saved
+        if saved is not None and saved[0] < step and step - saved[3] < FULL_EVERY:
+            text, full_at = self._state_text(saved[:3]), saved[3]
+        else:
+            text, full_at = self._state_text(None), step
         await store.asave_checkpoint(
-            self.run_id, len(self._steps), self.state_json(), status=self._state,
+            self.run_id, step, text, status=self._state,
             agent=self.agent.agent_name, parent_run_id=self.parent_run_id,
             recordings=recordings, audit=(_hooks.audit_log(home), audits) if audits else None)
+        self._saved = (step, len(self._message_dumps), len(self._step_dumps), full_at)
         return store.spans_ride_along()
 
     async def _finish(self, *, spans_stored: bool = False) -> None:
