@@ -68,14 +68,15 @@ async def model_step(run: Run, index: int, started_at: datetime, t0: float) -> S
         usage = response.usage if source != "cache" else Usage()
         message = response.message()
         message_dump = _message_dump(message, dump)
-        _describe(span, response, usage, run, message_dump)
+        message_text = canonical_json(message_dump)
+        _describe(span, response, usage, run, message_text)
     except BaseException as err:
         span.record_exception(err)
         raise
     finally:
         span.end()
     run.add_usage(usage)
-    run.append_message(message, dump=message_dump)
+    run.append_message(message, dump=message_dump, text=message_text)
     run.model_mark = run.message_count
     calls = response.tool_calls
     reason = next((c.reason for c in calls if c.reason), None)
@@ -249,7 +250,7 @@ def _message_dump(message: Message, response_dump: dict[str, Any] | None) -> dic
 
 
 def _describe(span: trace.Span, response: ModelResponse, usage: Usage, run: Run,
-              message_dump: dict[str, Any]) -> None:
+              message_text: str) -> None:
     attrs: dict[str, Any] = {
         sc.GEN_AI_RESPONSE_MODEL: response.model_name or None,
         sc.GEN_AI_RESPONSE_ID: response.provider_id,
@@ -260,7 +261,7 @@ def _describe(span: trace.Span, response: ModelResponse, usage: Usage, run: Run,
     }
     if run.agent.resolved_settings.record_content:
         # Redacted value by value already (a secret is found in a value before JSON escapes it).
-        attrs[sc.GEN_AI_OUTPUT_MESSAGES] = canonical_json([message_dump])
+        attrs[sc.GEN_AI_OUTPUT_MESSAGES] = f"[{message_text}]"  # canonical_json([dump])
     span.set_attributes({k: v for k, v in attrs.items() if v is not None})
 
 

@@ -68,10 +68,6 @@ CURRENT_RUN: contextvars.ContextVar[Run | None] = contextvars.ContextVar(
     "agentnb_current_run", default=None)
 
 
-def _chain(prev: str, dump: dict[str, Any]) -> str:
-    return hashlib.sha256((prev + canonical_json(dump)).encode()).hexdigest()
-
-
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -107,7 +103,7 @@ class Run:
         self._steps: list[Step] = []
         self._step_dumps: list[dict[str, Any]] = []
         # The JSON text of the dumps above, by list name (both lists only ever grow).
-        self._encoded: dict[str, list[str]] = {}
+        self._encoded: dict[str, list[str]] = {"messages": [], "steps": []}
         # (step, messages, steps, step of the last whole state) of this run's last checkpoint
         # written from this object: the base of the next delta.
         self._saved: tuple[int, int, int, int] | None = None
@@ -223,15 +219,23 @@ class Run:
 
     # -- bookkeeping shared with the step modules ----------------------------------------------
 
-    def append_message(self, message: Message, *, dump: dict[str, Any] | None = None) -> None:
+    def append_message(self, message: Message, *, dump: dict[str, Any] | None = None,
+                       text: str | None = None) -> None:
         """Append to the history, caching its redacted dump and the rolling request hash.
 
-        `dump` is the message's redacted dump when the caller has it already."""
+        `dump` is the message's redacted dump when the caller has it already, `text` its
+        `canonical_json`: the text the hash covers is also the one checkpoints store."""
         kept: dict[str, Any] = (_hooks.redact_obj(message.model_dump(mode="json"))
                                 if dump is None else dump)
+        if text is None:
+            text = canonical_json(kept)
         self._messages.append(message)
         self._message_dumps.append(kept)
-        self._chain.append(_chain(self._chain[-1] if self._chain else "", kept))
+        self._chain.append(hashlib.sha256(
+            ((self._chain[-1] if self._chain else "") + text).encode()).hexdigest())
+        done = self._encoded["messages"]
+        if len(done) == len(self._message_dumps) - 1:
+            done.append(text)
 
     def model_key(self) -> str:
         """Content hash of the next model request (model, system, tools, settings, history)."""
@@ -349,7 +353,7 @@ class Run:
         parts = []
         for name, dumps, start in (("messages", state.pop("messages"), n),
                                    ("steps", state.pop("steps"), m)):
-            done = self._encoded.setdefault(name, [])
+            done = self._encoded[name]
             done.extend(_dumps(d, what) for d in dumps[len(done):])
             parts.append(f'"{name}":[{",".join(done[start:])}]')
         body = f"{_dumps(state, what)[1:-1]},{','.join(parts)}}}"
@@ -380,6 +384,7 @@ class Run:
         run._state = state["state"]
         run._messages = [Message.model_validate(m) for m in state["messages"]]
         run._message_dumps = list(state["messages"])
+        run._encoded = {"messages": [], "steps": []}  # encoded at the first checkpoint
         run._chain = list(state["chain"])
         run._steps = [Step.model_validate(s) for s in state["steps"]]
         run._step_dumps = list(state["steps"])
