@@ -11,7 +11,6 @@ deep-copies the history.
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import hashlib
 import time
@@ -25,12 +24,9 @@ from agentnb.core import (
     AgentnbError,
     BudgetExceeded,
     Message,
-    ModelError,
-    ReplayDiverged,
     RetriesExhausted,
     RunStopped,
     StopReason,
-    StopRequested,
     ToolCallPart,
     Usage,
     UsageError,
@@ -39,17 +35,15 @@ from agentnb.core import (
     new_id,
     run_sync,
 )
-from agentnb.runtime import _hooks
+from agentnb.runtime import _hooks, _stepping
 from agentnb.runtime._budget import BudgetScope
 from agentnb.runtime._cache import _dumps
-from agentnb.runtime._checkpoint import DELTA_PREFIX, FULL_EVERY, RunStore, run_store
-from agentnb.runtime._job import job_context
+from agentnb.runtime._checkpoint import DELTA_PREFIX, RunStore, run_store
 from agentnb.runtime._journal import StepJournal
 from agentnb.runtime._killswitch import LoopDetector
 from agentnb.runtime._scopes import current_scope, use_scope
-from agentnb.runtime._state import default_home, dump_output, load_output, remaining_limits
+from agentnb.runtime._state import default_home, dump_output, load_output
 from agentnb.runtime._step import RunResult, RunState, Step, StepKind
-from agentnb.runtime._tool import render_result
 from agentnb.runtime._writer import STEPS
 from agentnb.tracing import semconv as sc
 
@@ -464,13 +458,13 @@ class Run:
             self._busy = False
 
     async def _astep(self) -> Step:
-        self._begin()
+        _stepping.begin(self)
         assert self.scope is not None
         if self.needs_initial_checkpoint:
             self.needs_initial_checkpoint = False
-            await self._checkpoint()
+            await _stepping.checkpoint(self)
         with use_scope(self.scope), trace.use_span(self._span, end_on_exit=False):  # type: ignore[arg-type]
-            return await self._step_once()
+            return await _stepping.step_once(self)
 
     async def arun_to_end(self, *, raise_on_stop: bool = False) -> RunResult:
         """Step until the run finishes (async twin of `run_to_end`)."""
@@ -549,122 +543,6 @@ class Run:
 
     # -- the one transition --------------------------------------------------------------------
 
-    def _begin(self) -> None:
-        if self.scope is not None:
-            return
-        agent = self.agent
-        settings = agent.resolved_settings
-        _hooks.configure_once(settings)
-        limits = remaining_limits(agent.budget, self._prior_usage, self._elapsed_prior,
-                                   len(self._steps), self.retries)
-        parent = self._parent_scope
-        self.scope = (parent.child(self.run_id, "run", limits) if parent is not None
-                      else BudgetScope(limits, name=self.run_id, kind="run"))
-        self._started = time.monotonic()
-        info = agent.resolved_model.info
-        attrs = {
-            sc.GEN_AI_OPERATION_NAME: sc.OP_INVOKE_AGENT, sc.AGENTNB_KIND: "run",
-            sc.AGENTNB_RUN_ID: self.run_id, sc.GEN_AI_AGENT_NAME: agent.agent_name,
-            sc.GEN_AI_REQUEST_MODEL: info.id, sc.AGENTNB_TASK: _hooks.redact(self.task),
-        }
-        if self.parent_run_id:
-            attrs[sc.AGENTNB_PARENT_RUN_ID] = self.parent_run_id
-        self._span = _hooks.tracer().start_span(f"invoke_agent {agent.agent_name}",
-                                                attributes=attrs)
-
-    async def _step_once(self) -> Step:
-        index = len(self._steps) + 1
-        kind: StepKind = ("approval" if self._state == "awaiting_approval"
-                          else "tools" if self.pending else "model")
-        started_at, t0 = _now(), time.perf_counter()
-        try:
-            step = await self._run_step(kind, index, started_at, t0)
-        except BaseException:
-            if not self.journal.empty:
-                # Failed or cancelled before its checkpoint: keep what the step paid for.
-                self.journal.flush_sync(self.store, self.run_id,
-                                        self.agent.resolved_settings.home)
-            raise
-        self._steps.append(step)
-        self._step_dumps.append(self._step_dump(step))
-        if self.finished:
-            # The run's span ends first, so the last checkpoint stores it with the rest.
-            self._end_span()
-            stored = await self._checkpoint()
-            await self._finish(spans_stored=stored)
-        else:
-            await self._checkpoint()
-        return step
-
-    async def _run_step(self, kind: StepKind, index: int, started_at: datetime,
-                        t0: float) -> Step:
-        from agentnb.runtime import _modelstep, _toolstep
-
-        span = _hooks.tracer().start_span(f"step {index} {kind}", attributes={
-            sc.AGENTNB_KIND: "step", sc.AGENTNB_STEP_INDEX: index, sc.AGENTNB_STEP_KIND: kind,
-            sc.AGENTNB_RUN_ID: self.run_id})
-        try:
-            with trace.use_span(span, end_on_exit=False):
-                try:
-                    await self._preflight(index)
-                    left = self.scope.remaining()["wall_s"] if self.scope else None
-                    async with asyncio.timeout(None if left is None else float(left)):
-                        if kind == "model":
-                            step = await _modelstep.model_step(self, index, started_at, t0)
-                        elif kind == "tools":
-                            step = await _toolstep.tools_step(self, index, started_at, t0)
-                        else:
-                            step = await _toolstep.approval_step(self, index, started_at, t0)
-                except TimeoutError:
-                    assert self.scope is not None
-                    try:
-                        self.scope.check_wall()
-                    except RunStopped as err:
-                        step = self.stopped_step(kind, index, started_at, t0, err)
-                    else:
-                        raise
-                except RunStopped as err:
-                    step = self.stopped_step(kind, index, started_at, t0, err)
-                except ModelError as err:
-                    step = self.failed_step(kind, index, started_at, t0, err)
-                except (ReplayDiverged, UsageError, Exception) as err:
-                    self._state = "failed"
-                    self.error = f"{type(err).__name__}: {err}"
-                    span.record_exception(err)
-                    await self._finish()
-                    raise
-            span.set_attribute(sc.AGENTNB_STATUS, step.status)
-            if step.stop_reason:
-                span.set_attribute(sc.AGENTNB_STOP_REASON, step.stop_reason)
-        finally:
-            span.end()
-        return step
-
-    def _step_dump(self, step: Step) -> dict[str, Any]:
-        """The step's redacted dump; its messages reuse the dumps redacted when appended."""
-        n = len(step.messages)
-        recent = self._messages[-n:] if n else []
-        if n and len(recent) == n and all(a is b for a, b in zip(step.messages, recent,
-                                                                 strict=True)):
-            rest = _hooks.redact_obj(step.model_dump(mode="json", exclude={"messages"}))
-            return {name: (self._message_dumps[-n:] if name == "messages" else rest[name])
-                    for name in Step.model_fields if name in rest or name == "messages"}
-        return _hooks.redact_obj(step.model_dump(mode="json"))
-
-    async def _preflight(self, index: int) -> None:
-        assert self.scope is not None
-        if self._stop_flag or (self.replay_source is None
-                               and await self.store.astop_requested(self.run_id)):
-            raise StopRequested(f"Run {self.run_id!r} was asked to stop before step {index}.",
-                                run_id=self.run_id)
-        limit = self.replay_plan.get("steps")
-        if limit is not None and index > limit:
-            reason = self.replay_plan.get("stop_reason") or "stop_requested"
-            raise RunStopped(f"The recorded run stopped here ({reason}).", reason=reason,
-                             run_id=self.run_id)
-        self.scope.check_wall()
-        self.scope.consume(steps=1)
-
     def stopped_step(self, kind: StepKind, index: int, started_at: datetime, t0: float,
                      err: RunStopped, **fields: Any) -> Step:
         """Stop the run on a kill switch and build the step that says why."""
@@ -689,73 +567,3 @@ class Run:
         trace.get_current_span().record_exception(err)
         return Step(kind=kind, index=index, status="failed", started_at=started_at,
                     duration_s=time.perf_counter() - t0, error=_hooks.redact(self.error))
-
-    async def _checkpoint(self) -> bool:
-        """Save the step's checkpoint; True when every span that ended before it is stored
-        with it (see `RunStore.spans_ride_along`).
-
-        The state goes whole at a run's first checkpoint in this process and every
-        `FULL_EVERY` steps, as a delta on this run's previous checkpoint in between: the
-        history is written once, not again at every step."""
-        recordings, audits = self.journal.take()
-        if self.replay_source is not None:
-            return False
-        home = self.agent.resolved_settings.home
-        store = self.store
-        step = len(self._steps)
-        saved = self._saved
-        if saved is not None and saved[0] < step and step - saved[3] < FULL_EVERY:
-            text, full_at = self._state_text(saved[:3]), saved[3]
-        else:
-            text, full_at = self._state_text(None), step
-        await store.asave_checkpoint(
-            self.run_id, step, text, status=self._state,
-            agent=self.agent.agent_name, parent_run_id=self.parent_run_id,
-            recordings=recordings, audit=(_hooks.audit_log(home), audits) if audits else None)
-        self._saved = (step, len(self._message_dumps), len(self._step_dumps), full_at)
-        return store.spans_ride_along()
-
-    async def _finish(self, *, spans_stored: bool = False) -> None:
-        """End the run (span, flush, budget audit, job record); `spans_stored`: the last
-        checkpoint stored every span, so no flush is needed."""
-        self._end_span()
-        if not spans_stored:
-            await _hooks.aflush()
-        if self.stop_reason == "budget" and self.agent.policy is not None:
-            await self._audit_budget_stop()
-        job = job_context()
-        if job is not None and self.parent_run_id is None and self.finished:
-            # Only a refusal by the job's own scope ends the job; a run's own limit does not.
-            by_job = getattr(self.stop_error, "scope_name", None) == job.scope.name
-            await asyncio.to_thread(job.record_run, self.result, stopped_by_job=by_job)
-
-    def _end_span(self) -> None:
-        if self._started is not None:
-            self._elapsed_prior = self.elapsed_s()
-            self._started = None
-        span, self._span = self._span, None
-        if span is not None:
-            u = self.usage
-            if self.error and self._state == "failed":
-                span.set_status(trace.Status(trace.StatusCode.ERROR, self.error))
-            _hooks.end_span(span, {
-                sc.AGENTNB_STATUS: self._state, sc.AGENTNB_STOP_REASON: self.stop_reason,
-                sc.GEN_AI_USAGE_INPUT_TOKENS: u.input_tokens,
-                sc.GEN_AI_USAGE_OUTPUT_TOKENS: u.output_tokens,
-                sc.AGENTNB_COST_USD: None if u.usd is None else float(u.usd),
-                sc.AGENTNB_USAGE_MODEL_CALLS: u.model_calls,
-                sc.AGENTNB_USAGE_TOOL_CALLS: u.tool_calls,
-                sc.AGENTNB_USAGE_STEPS: len(self._steps),
-                sc.AGENTNB_OUTPUT: None if self.output is None
-                else _hooks.redact(render_result(dump_output(self.output))),
-            })
-
-    async def _audit_budget_stop(self) -> None:
-        from agentnb.governance import audit
-
-        err = self.stop_error
-        fields = {name: str(getattr(err, name)) for name in
-                  ("limit_name", "limit", "spent", "requested", "scope", "scope_name")
-                  if getattr(err, name, None) is not None}
-        await asyncio.to_thread(_hooks.audit, self.agent.resolved_settings.home,
-                                audit.BUDGET_STOP, run_id=self.run_id, **fields)

@@ -1,0 +1,234 @@
+"""The one transition of a `Run`: a step, its checkpoint, and the end of the run.
+
+`Run.astep` calls `step_once`, which runs a model, tools or approval step under its span and
+the run's budget scope, appends the step, and writes the checkpoint: whole or as a delta on
+the previous one (`_checkpoint.FULL_EVERY`), with the step's recordings and audit records
+(`_journal`) and every finished span (`agentnb.tracing._shared`) in the same transaction. When
+the run ends, its span ends first, so its last checkpoint also stores it and no flush is
+waited for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import trace
+
+from agentnb.core import ModelError, ReplayDiverged, RunStopped, StopRequested, UsageError
+from agentnb.runtime import _hooks
+from agentnb.runtime._budget import BudgetScope
+from agentnb.runtime._checkpoint import FULL_EVERY
+from agentnb.runtime._job import job_context
+from agentnb.runtime._state import dump_output, remaining_limits
+from agentnb.runtime._step import Step, StepKind
+from agentnb.runtime._tool import render_result
+from agentnb.tracing import semconv as sc
+
+if TYPE_CHECKING:
+    from agentnb.runtime._run import Run
+
+__all__ = ["begin", "checkpoint", "step_once"]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def begin(run: Run) -> None:
+    """Open the run's budget scope and span, once per run object (a resumed run reopens)."""
+    if run.scope is not None:
+        return
+    agent = run.agent
+    settings = agent.resolved_settings
+    _hooks.configure_once(settings)
+    limits = remaining_limits(agent.budget, run._prior_usage, run._elapsed_prior,
+                              len(run._steps), run.retries)
+    parent = run._parent_scope
+    run.scope = (parent.child(run.run_id, "run", limits) if parent is not None
+                 else BudgetScope(limits, name=run.run_id, kind="run"))
+    run._started = time.monotonic()
+    info = agent.resolved_model.info
+    attrs = {
+        sc.GEN_AI_OPERATION_NAME: sc.OP_INVOKE_AGENT, sc.AGENTNB_KIND: "run",
+        sc.AGENTNB_RUN_ID: run.run_id, sc.GEN_AI_AGENT_NAME: agent.agent_name,
+        sc.GEN_AI_REQUEST_MODEL: info.id, sc.AGENTNB_TASK: _hooks.redact(run.task),
+    }
+    if run.parent_run_id:
+        attrs[sc.AGENTNB_PARENT_RUN_ID] = run.parent_run_id
+    run._span = _hooks.tracer().start_span(f"invoke_agent {agent.agent_name}",
+                                           attributes=attrs)
+
+
+async def step_once(run: Run) -> Step:
+    """Run the next step, append it and write its checkpoint; end the run when it is over."""
+    index = len(run._steps) + 1
+    kind: StepKind = ("approval" if run._state == "awaiting_approval"
+                      else "tools" if run.pending else "model")
+    started_at, t0 = _now(), time.perf_counter()
+    try:
+        step = await run_step(run, kind, index, started_at, t0)
+    except BaseException:
+        if not run.journal.empty:
+            # Failed or cancelled before its checkpoint: keep what the step paid for.
+            run.journal.flush_sync(run.store, run.run_id,
+                                   run.agent.resolved_settings.home)
+        raise
+    run._steps.append(step)
+    run._step_dumps.append(step_dump(run, step))
+    if run.finished:
+        # The run's span ends first, so the last checkpoint stores it with the rest.
+        end_span(run)
+        stored = await checkpoint(run)
+        await finish(run, spans_stored=stored)
+    else:
+        await checkpoint(run)
+    return step
+
+
+async def run_step(run: Run, kind: StepKind, index: int, started_at: datetime,
+                   t0: float) -> Step:
+    from agentnb.runtime import _modelstep, _toolstep
+
+    span = _hooks.tracer().start_span(f"step {index} {kind}", attributes={
+        sc.AGENTNB_KIND: "step", sc.AGENTNB_STEP_INDEX: index, sc.AGENTNB_STEP_KIND: kind,
+        sc.AGENTNB_RUN_ID: run.run_id})
+    try:
+        with trace.use_span(span, end_on_exit=False):
+            try:
+                await preflight(run, index)
+                left = run.scope.remaining()["wall_s"] if run.scope else None
+                async with asyncio.timeout(None if left is None else float(left)):
+                    if kind == "model":
+                        step = await _modelstep.model_step(run, index, started_at, t0)
+                    elif kind == "tools":
+                        step = await _toolstep.tools_step(run, index, started_at, t0)
+                    else:
+                        step = await _toolstep.approval_step(run, index, started_at, t0)
+            except TimeoutError:
+                assert run.scope is not None
+                try:
+                    run.scope.check_wall()
+                except RunStopped as err:
+                    step = run.stopped_step(kind, index, started_at, t0, err)
+                else:
+                    raise
+            except RunStopped as err:
+                step = run.stopped_step(kind, index, started_at, t0, err)
+            except ModelError as err:
+                step = run.failed_step(kind, index, started_at, t0, err)
+            except (ReplayDiverged, UsageError, Exception) as err:
+                run._state = "failed"
+                run.error = f"{type(err).__name__}: {err}"
+                span.record_exception(err)
+                await finish(run)
+                raise
+        span.set_attribute(sc.AGENTNB_STATUS, step.status)
+        if step.stop_reason:
+            span.set_attribute(sc.AGENTNB_STOP_REASON, step.stop_reason)
+    finally:
+        span.end()
+    return step
+
+
+def step_dump(run: Run, step: Step) -> dict[str, Any]:
+    """The step's redacted dump; its messages reuse the dumps redacted when appended."""
+    n = len(step.messages)
+    recent = run._messages[-n:] if n else []
+    if n and len(recent) == n and all(a is b for a, b in zip(step.messages, recent,
+                                                             strict=True)):
+        rest = _hooks.redact_obj(step.model_dump(mode="json", exclude={"messages"}))
+        return {name: (run._message_dumps[-n:] if name == "messages" else rest[name])
+                for name in Step.model_fields if name in rest or name == "messages"}
+    return _hooks.redact_obj(step.model_dump(mode="json"))
+
+
+async def preflight(run: Run, index: int) -> None:
+    assert run.scope is not None
+    if run._stop_flag or (run.replay_source is None
+                          and await run.store.astop_requested(run.run_id)):
+        raise StopRequested(f"Run {run.run_id!r} was asked to stop before step {index}.",
+                            run_id=run.run_id)
+    limit = run.replay_plan.get("steps")
+    if limit is not None and index > limit:
+        reason = run.replay_plan.get("stop_reason") or "stop_requested"
+        raise RunStopped(f"The recorded run stopped here ({reason}).", reason=reason,
+                         run_id=run.run_id)
+    run.scope.check_wall()
+    run.scope.consume(steps=1)
+
+
+async def checkpoint(run: Run) -> bool:
+    """Save the step's checkpoint; True when every span that ended before it is stored
+    with it (see `RunStore.spans_ride_along`).
+
+    The state goes whole at a run's first checkpoint in this process and every
+    `FULL_EVERY` steps, as a delta on this run's previous checkpoint in between: the
+    history is written once, not again at every step."""
+    recordings, audits = run.journal.take()
+    if run.replay_source is not None:
+        return False
+    home = run.agent.resolved_settings.home
+    store = run.store
+    step = len(run._steps)
+    saved = run._saved
+    if saved is not None and saved[0] < step and step - saved[3] < FULL_EVERY:
+        text, full_at = run._state_text(saved[:3]), saved[3]
+    else:
+        text, full_at = run._state_text(None), step
+    await store.asave_checkpoint(
+        run.run_id, step, text, status=run._state,
+        agent=run.agent.agent_name, parent_run_id=run.parent_run_id,
+        recordings=recordings, audit=(_hooks.audit_log(home), audits) if audits else None)
+    run._saved = (step, len(run._message_dumps), len(run._step_dumps), full_at)
+    return store.spans_ride_along()
+
+
+async def finish(run: Run, *, spans_stored: bool = False) -> None:
+    """End the run (span, flush, budget audit, job record); `spans_stored`: the last
+    checkpoint stored every span, so no flush is needed."""
+    end_span(run)
+    if not spans_stored:
+        await _hooks.aflush()
+    if run.stop_reason == "budget" and run.agent.policy is not None:
+        await audit_budget_stop(run)
+    job = job_context()
+    if job is not None and run.parent_run_id is None and run.finished:
+        # Only a refusal by the job's own scope ends the job; a run's own limit does not.
+        by_job = getattr(run.stop_error, "scope_name", None) == job.scope.name
+        await asyncio.to_thread(job.record_run, run.result, stopped_by_job=by_job)
+
+
+def end_span(run: Run) -> None:
+    if run._started is not None:
+        run._elapsed_prior = run.elapsed_s()
+        run._started = None
+    span, run._span = run._span, None
+    if span is not None:
+        u = run.usage
+        if run.error and run._state == "failed":
+            span.set_status(trace.Status(trace.StatusCode.ERROR, run.error))
+        _hooks.end_span(span, {
+            sc.AGENTNB_STATUS: run._state, sc.AGENTNB_STOP_REASON: run.stop_reason,
+            sc.GEN_AI_USAGE_INPUT_TOKENS: u.input_tokens,
+            sc.GEN_AI_USAGE_OUTPUT_TOKENS: u.output_tokens,
+            sc.AGENTNB_COST_USD: None if u.usd is None else float(u.usd),
+            sc.AGENTNB_USAGE_MODEL_CALLS: u.model_calls,
+            sc.AGENTNB_USAGE_TOOL_CALLS: u.tool_calls,
+            sc.AGENTNB_USAGE_STEPS: len(run._steps),
+            sc.AGENTNB_OUTPUT: None if run.output is None
+            else _hooks.redact(render_result(dump_output(run.output))),
+        })
+
+
+async def audit_budget_stop(run: Run) -> None:
+    from agentnb.governance import audit
+
+    err = run.stop_error
+    fields = {name: str(getattr(err, name)) for name in
+              ("limit_name", "limit", "spent", "requested", "scope", "scope_name")
+              if getattr(err, name, None) is not None}
+    await asyncio.to_thread(_hooks.audit, run.agent.resolved_settings.home,
+                            audit.BUDGET_STOP, run_id=run.run_id, **fields)
