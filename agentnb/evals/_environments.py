@@ -19,6 +19,7 @@ import dataclasses
 import random
 import shutil
 import tempfile
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -336,8 +337,15 @@ class FileWorkspace(Environment):
                  faulty: Iterable[str] | None = None) -> None:
         self.initial_files = dict(files or {})
         self._given_root = Path(root) if root is not None else None
-        self.root = self._given_root or Path(tempfile.mkdtemp(prefix="agentnb-ws-"))
+        self.root = self._given_root or self._temporary_root()
         super().__init__(seed=seed, fail_rate=fail_rate, slow_s=slow_s, faulty=faulty)
+
+    def _temporary_root(self) -> Path:
+        """A new temporary folder, removed when this workspace object is collected (or at
+        exit), as `tempfile.TemporaryDirectory` does; a given `root` is never removed."""
+        root = Path(tempfile.mkdtemp(prefix="agentnb-ws-"))
+        self._cleanup = weakref.finalize(self, shutil.rmtree, root, ignore_errors=True)
+        return root
 
     def _populate(self) -> None:
         if self.root.exists():
@@ -352,7 +360,7 @@ class FileWorkspace(Environment):
         """A new world in a new temporary folder, holding the initial files."""
         clone = copy.copy(self)
         clone._tools = None
-        clone.root = Path(tempfile.mkdtemp(prefix="agentnb-ws-"))
+        clone.root = clone._temporary_root()
         clone.reset()
         return clone
 

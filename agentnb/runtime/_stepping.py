@@ -25,6 +25,7 @@ from agentnb.runtime._job import job_context
 from agentnb.runtime._state import dump_output, remaining_limits
 from agentnb.runtime._step import Step, StepKind
 from agentnb.runtime._tool import render_result
+from agentnb.runtime._writer import RIDE_SPANS
 from agentnb.tracing import semconv as sc
 
 if TYPE_CHECKING:
@@ -161,8 +162,8 @@ async def preflight(run: Run, index: int) -> None:
 
 
 async def checkpoint(run: Run) -> bool:
-    """Save the step's checkpoint; True when every span that ended before it is stored
-    with it (see `RunStore.spans_ride_along`).
+    """Save the step's checkpoint; True for a run's last one when every span that ended
+    before it is stored with it (see `RunStore.spans_ride_along` and `RIDE_SPANS`).
 
     The state goes whole at a run's first checkpoint in this process and every
     `FULL_EVERY` steps, as a delta on this run's previous checkpoint in between: the
@@ -178,12 +179,16 @@ async def checkpoint(run: Run) -> bool:
         text, full_at = run._state_text(saved[:3]), saved[3]
     else:
         text, full_at = run._state_text(None), step
-    await store.asave_checkpoint(
-        run.run_id, step, text, status=run._state,
-        agent=run.agent.agent_name, parent_run_id=run.parent_run_id,
-        recordings=recordings, audit=(_hooks.audit_log(home), audits) if audits else None)
+    token = RIDE_SPANS.set(run.finished)  # see RIDE_SPANS: inline, only the last one
+    try:
+        await store.asave_checkpoint(
+            run.run_id, step, text, status=run._state,
+            agent=run.agent.agent_name, parent_run_id=run.parent_run_id,
+            recordings=recordings, audit=(_hooks.audit_log(home), audits) if audits else None)
+    finally:
+        RIDE_SPANS.reset(token)
     run._saved = (step, len(run._message_dumps), len(run._step_dumps), full_at)
-    return store.spans_ride_along()
+    return run.finished and store.spans_ride_along()
 
 
 async def finish(run: Run, *, spans_stored: bool = False) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import contextvars
 import os
 import threading
 from typing import TYPE_CHECKING, Any
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from agentnb.runtime._cache import _Database
     from agentnb.tracing._shared import PendingSpans
 
-__all__ = ["STEPS", "AuditPart", "StepsInFlight"]
+__all__ = ["RIDE_SPANS", "STEPS", "AuditPart", "StepsInFlight"]
 
 class StepsInFlight:
     """How many runs of this process are inside a step now (the writer's sign of contention).
@@ -56,6 +57,14 @@ class StepsInFlight:
 
 STEPS = StepsInFlight()
 """Entered by `Run.astep` around each step."""
+
+RIDE_SPANS: contextvars.ContextVar[bool] = contextvars.ContextVar("agentnb_ride_spans",
+                                                                  default=True)
+"""Whether a write takes the queued spans into its transaction (the file's `companion`).
+Always on the writer thread, where batches of many runs share the rows' pages; an inline write
+(one run stepping) takes them only for a run's last checkpoint: a few spans in each step's
+transaction dirty as many index pages as a whole run's, so the `agentnb-traces` thread's
+periodic write or the run's last checkpoint takes them together."""
 
 AuditPart = tuple[Any, list[tuple[str, dict[str, Any]]]]
 """(audit log, [(event, fields), ...]) handed to `_Database.awrite`."""
@@ -125,7 +134,7 @@ class _GroupCommit:
         return value
 
     def _write_batch(self, batch: list[_Item]) -> list[tuple[_Item, bool, Any]]:
-        companion = self.db.companion
+        companion = self.db.companion if RIDE_SPANS.get() else None
         with contextlib.nullcontext() if companion is None else companion() as pending:
             failed = _append_audits(batch)
             done = self._commit(batch, pending)

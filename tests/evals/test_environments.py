@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import time
+from pathlib import Path
 
 import pytest
 
@@ -75,6 +77,25 @@ def test_workspace_is_confined_and_fresh() -> None:
     assert other.files == {"notes.txt": "Meeting moved to Friday.", "out/summary.md": "done"}
     with pytest.raises(ToolFailed, match="outside"):
         ws.read("../../etc/passwd")
+
+
+def test_temporary_workspace_folders_are_removed_with_their_workspace(tmp_path: Path) -> None:
+    """A workspace's own temporary folder (and each fresh copy's) goes when the object does; a
+    folder the user gave is kept."""
+    ws = envs.FileWorkspace(files={"notes.txt": "x"})
+    copies = [ws.fresh() for _ in range(3)]
+    roots = [ws.root, *(c.root for c in copies)]
+    assert all(r.is_dir() for r in roots)
+    del ws, copies
+    gc.collect()
+    assert not any(r.exists() for r in roots)
+    given = envs.FileWorkspace(tmp_path / "mine", files={"a.txt": "a"})
+    given.reset()
+    fresh_root = given.fresh().root  # collected at once: its folder goes
+    del given
+    gc.collect()
+    assert (tmp_path / "mine" / "a.txt").read_text() == "a"
+    assert not fresh_root.exists()
 
 
 def test_sim_agent_writes_into_workspace() -> None:

@@ -221,3 +221,23 @@ def test_spans_drained_for_a_transaction_that_failed_are_written_on_their_own() 
     assert _spans.store(home).query("SELECT name FROM spans WHERE span_id = ?",
                                     (span_id,)) == [("kept",)]
     store.close()
+
+
+def test_one_run_keeps_its_spans_queued_until_its_last_checkpoint(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inline, a step's checkpoint leaves the spans queued (the run's last checkpoint or the
+    span thread takes them together); the last checkpoint stores them all."""
+    monkeypatch.setattr(_spans, "_drain", lambda st: 0)
+    agent = _agent("ride-last")
+    run = agent.start("go")
+    run.step()
+    home = agent.resolved_settings.home
+    assert load_spans(run.run_id, home=home) == []
+    st = _spans._STATE  # pyright: ignore[reportPrivateUsage]
+    assert st is not None
+    assert any(r[3] == run.run_id or r[7].get("agentnb.run.id") == run.run_id
+               for r in st.processor.queue)
+    result = run.run_to_end()
+    assert result.status == "done"
+    assert sorted(r.kind or "" for r in load_spans(run.run_id, home=home)) == sorted(
+        ["run", "step", "step", "step", "model_call", "model_call", "tool_call"])
