@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerate every benchmark figure into benchmarks/results/latest.md + latest.json.
-#   bash benchmarks/run_all.sh            # 10-14 minutes on 2 cores (802 s in the last run)
+#   bash benchmarks/run_all.sh            # 10-15 minutes on 2 cores (see benchmarks/README.md)
 #   QUICK=1 bash benchmarks/run_all.sh    # smoke test: fewer runs per cell, fewer scenarios
 # The peer comparison runs in its own venv (benchmarks/peers/.venv, created on first use from
 # benchmarks/peers/requirements.txt plus agentnb editable); the rest runs in the project's .venv.
@@ -28,6 +28,10 @@ if [ -n "${QUICK:-}" ]; then
 else
     "$PEERS_PY" benchmarks/peers/run_bench.py --scenarios seq_c1,conc_c100,lat50_c1,lat50_c10,lat50_c100 \
         --out "$OUT/peers.md" || status=$?
+    # The two 1.5x targets: agentnb and the raw httpx2 loop side by side, 5 interleaved repeats
+    # (this VM drifts by up to 2x within the hour; the median of the paired ratios does not).
+    "$PEERS_PY" benchmarks/peers/run_bench.py --adapters raw_httpx2,agentnb --scenarios seq_c1,conc_c100 \
+        --repeat 5 --out "$OUT/ratios.md" || status=$?
     "$PY" benchmarks/bench_runtime.py --json "$OUT/runtime.json" || status=$?
     "$PY" benchmarks/bench_trace_store.py > "$OUT/trace_store.txt" || status=$?
 fi
