@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = ["RIDE_SPANS", "STEPS", "AuditPart", "StepsInFlight"]
 
+
 class StepsInFlight:
     """How many runs of this process are inside a step now (the writer's sign of contention).
 
