@@ -109,8 +109,8 @@ def flush_needed(path: Path) -> bool:
     if st is None:
         return False
     processor = st.processor
-    if processor.extra:
-        return True
+    if processor.extra or st.error is not None:
+        return True  # an exporter to push, or a failed write that `flush()` must report
     if not processor.store_enabled:
         return bool(processor.queue)
     store = st.store

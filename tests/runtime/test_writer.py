@@ -241,3 +241,18 @@ def test_one_run_keeps_its_spans_queued_until_its_last_checkpoint(
     assert result.status == "done"
     assert sorted(r.kind or "" for r in load_spans(run.run_id, home=home)) == sorted(
         ["run", "step", "step", "step", "model_call", "model_call", "tool_call"])
+
+
+def test_a_run_whose_spans_could_not_be_stored_says_so_when_it_ends() -> None:
+    """The span insert of a run's last checkpoint fails: the checkpoint commits, and the run
+    ends with the `StoreError` (as when its own flush failed), not silently."""
+    agent = _agent("spans-fail-run")
+    agent.start("warm").run_to_end()
+    home = agent.resolved_settings.home
+    flush()
+    _spans_table_broken(home / "traces.db")
+    run = agent.start("go")
+    with pytest.raises(StoreError, match="spans"):
+        run.run_to_end()
+    assert run.state == "done"
+    assert run.store.load_checkpoint(run.run_id).status == "done"
