@@ -18,13 +18,13 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
-    from agentnb.tracing._store import EventRow, SpanRow
+    from agentnb.tracing._store import EventRow, SpanRow, TraceStore
 
 __all__ = ["PendingSpans", "flush_needed", "spans_writer"]
 
@@ -58,39 +58,41 @@ class PendingSpans:
         (0, False)
     """
 
-    __slots__ = ("_on_error", "committed", "events", "spans", "written")
+    __slots__ = ("_on_error", "committed", "events", "spans")
 
     def __init__(self, spans: list[SpanRow], events: list[EventRow],
                  on_error: Callable[[sqlite3.Error], None]) -> None:
         self.spans = spans
         self.events = events
         self._on_error = on_error
-        self.written = False
         self.committed = False
 
     def write(self, conn: sqlite3.Connection) -> int:
         """Insert the rows (inside a savepoint: a failure leaves the caller's writes alone)."""
-        from agentnb.tracing._store import (
-            _INSERT_EVENT,  # pyright: ignore[reportPrivateUsage]
-            _INSERT_SPAN,  # pyright: ignore[reportPrivateUsage]
-        )
+        from agentnb.tracing._store import insert_rows
 
         if not self.spans and not self.events:
             return 0
         conn.execute("SAVEPOINT agentnb_spans")
         try:
-            conn.executemany(_INSERT_SPAN, self.spans)
-            if self.events:
-                conn.executemany(_INSERT_EVENT, self.events)
+            insert_rows(conn, self.spans, self.events)
         except sqlite3.Error as exc:
+            # Given up on, as the writer thread gives up a failed batch.
             conn.execute("ROLLBACK TO agentnb_spans")
             conn.execute("RELEASE agentnb_spans")
             self._on_error(exc)
-            self.written = True  # given up on, as the writer thread gives up a failed batch
             return 0
         conn.execute("RELEASE agentnb_spans")
-        self.written = True
         return len(self.spans)
+
+
+def _target(st: Any, path: Path) -> TraceStore | None:
+    """The trace store when it is open, storing spans, and the file at `path`."""
+    store = st.store
+    if (store is None or store.closed or not st.processor.store_enabled
+            or not _same_file(store.path, path)):
+        return None
+    return store
 
 
 def flush_needed(path: Path) -> bool:
@@ -113,8 +115,7 @@ def flush_needed(path: Path) -> bool:
         return True  # an exporter to push, or a failed write that `flush()` must report
     if not processor.store_enabled:
         return bool(processor.queue)
-    store = st.store
-    return store is None or store.closed or not _same_file(store.path, path)
+    return _target(st, path) is None
 
 
 @contextlib.contextmanager
@@ -138,9 +139,8 @@ def spans_writer(path: Path) -> Iterator[PendingSpans | None]:
     from agentnb.tracing import _spans
 
     st = _spans._STATE  # pyright: ignore[reportPrivateUsage]
-    store = None if st is None else st.store
-    if (st is None or store is None or store.closed or not st.processor.store_enabled
-            or not _same_file(store.path, path)):
+    store = None if st is None else _target(st, path)
+    if st is None or store is None:
         yield None
         return
     from agentnb.tracing._queue import drain

@@ -88,6 +88,14 @@ _INSERT_SPAN = "INSERT OR REPLACE INTO spans VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
 _INSERT_EVENT = "INSERT OR REPLACE INTO events VALUES (?,?,?,?,?)"
 
 
+def insert_rows(conn: sqlite3.Connection, spans: Sequence[SpanRow],
+                events: Sequence[EventRow] = ()) -> None:
+    """Insert span and event rows with `conn`, inside the caller's transaction."""
+    conn.executemany(_INSERT_SPAN, spans)
+    if events:
+        conn.executemany(_INSERT_EVENT, events)
+
+
 def _fail(path: Path, action: str, exc: sqlite3.Error) -> StoreError:
     text = str(exc)
     if "locked" in text or "busy" in text:
@@ -240,13 +248,7 @@ class TraceStore:
         """Insert finished spans and their events in one transaction (re-writing replaces)."""
         if not spans and not events:
             return
-
-        def run(conn: sqlite3.Connection) -> None:
-            conn.executemany(_INSERT_SPAN, spans)
-            if events:
-                conn.executemany(_INSERT_EVENT, events)
-
-        self._write("write to", run)
+        self._write("write to", lambda conn: insert_rows(conn, spans, events))
 
     def add_annotation(self, *, target_id: str, target_kind: str, run_id: str | None,
                        label: str | None, score: float | None, note: str | None,
