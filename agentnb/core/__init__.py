@@ -31,7 +31,7 @@ from agentnb.core._errors import (
     WallTimeExceeded,
     WorkspaceViolation,
 )
-from agentnb.core._ids import canonical_json, content_hash, new_id
+from agentnb.core._ids import canonical_json, compact_json, content_hash, new_id
 from agentnb.core._messages import (
     FinishReason,
     Message,
@@ -55,6 +55,7 @@ __all__ = [
     "BudgetExceeded",
     "BudgetScope",
     "canonical_json",
+    "compact_json",
     "ConfigError",
     "content_hash",
     "CostUnknownWarning",

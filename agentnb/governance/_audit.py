@@ -137,7 +137,18 @@ def _head_path(path: Path) -> Path:
 
 
 def _head_text(seq: int, digest: str) -> str:
-    return canonical_json({"hash": digest, "seq": seq}) + "\n"
+    return f'{{"hash":"{digest}","seq":{seq}}}\n'  # canonical JSON: a hex digest, an int
+
+
+def _halves(record: dict[str, Any]) -> tuple[str, str]:
+    """The canonical JSON of `record`'s keys before "hash" and after it, without braces.
+
+    The chain's "event" sorts before "hash" and "prev", "seq", "ts" after, so neither half is
+    empty, `{low,high}` is `canonical_json(record)` and `{low,"hash":...,high}` is the line
+    once the hash is in: one encode for both."""
+    low = canonical_json({k: v for k, v in record.items() if k < "hash"})
+    high = canonical_json({k: v for k, v in record.items() if k > "hash"})
+    return low[1:-1], high[1:-1]
 
 
 def _read_head(path: Path) -> tuple[int, str] | None:
@@ -262,13 +273,16 @@ class AuditLog:
                 else:
                     seq, prev = self._tail(fd)
                 lines: list[str] = []
+                ts = datetime.now(UTC).isoformat()
                 for event, body in bodies:
                     seq += 1
-                    record = {**body, "seq": seq, "ts": datetime.now(UTC).isoformat(),
-                              "event": event, "prev": prev}
-                    record["hash"] = prev = record_hash(record)
-                    lines.append(canonical_json(record) + "\n")
+                    record = {**body, "seq": seq, "ts": ts, "event": event, "prev": prev}
+                    low, high = _halves(record)
+                    digest = hashlib.sha256(f"{prev}{{{low},{high}}}".encode()).hexdigest()
+                    record["hash"] = digest
+                    lines.append(f'{{{low},"hash":"{digest}",{high}}}\n')
                     out.append(record)
+                    prev = digest
                 data = "".join(lines).encode()
                 self._known = None
                 os.write(fd, data)

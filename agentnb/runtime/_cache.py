@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from agentnb.core import StoreError, UsageError, content_hash, resolve
+from agentnb.core import StoreError, UsageError, compact_json, content_hash, resolve
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -58,7 +58,7 @@ _RETRIES = 5
 
 def _dumps(obj: Mapping[str, Any], what: str) -> str:
     try:
-        return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+        return compact_json(obj)
     except (TypeError, ValueError) as exc:
         msg = f"The {what} is not JSON-serialisable: {exc}."
         hint = "Pass plain JSON data, e.g. `model.model_dump(mode='json')`."

@@ -313,3 +313,27 @@ def test_two_writers_on_one_log_keep_one_chain(tmp_path: Path) -> None:
     assert report.ok
     assert report.records == 10
     assert a.head() == (10, [*iter_records(a.path)][-1]["hash"])
+
+
+_KEY = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=6).filter(
+    lambda k: k not in ("seq", "ts", "event", "prev", "hash"))
+_VALUE = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+                      lambda inner: st.lists(inner, max_size=3)
+                      | st.dictionaries(st.text(max_size=4), inner, max_size=3), max_leaves=6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(fields=st.lists(st.dictionaries(_KEY, _VALUE, max_size=5), min_size=1, max_size=4))
+def test_lines_are_the_canonical_records_with_their_hashes(fields: list[dict[str, object]]
+                                                           ) -> None:
+    # The line is built from two halves of the record around "hash" (keys like "has", "hashy",
+    # "H" and non-ASCII sort on either side); it must be exactly canonical_json(record).
+    from agentnb.core import canonical_json
+
+    with tempfile.TemporaryDirectory() as tmp:
+        log = AuditLog(Path(tmp) / "audit.jsonl", redactor=None)
+        written = log.append_many([("evt", f) for f in fields])
+        lines = (Path(tmp) / "audit.jsonl").read_text(encoding="utf-8").split("\n")[:-1]
+        assert lines == [canonical_json(r) for r in written]
+        assert all(record_hash(r) == r["hash"] for r in written)
+        assert verify(Path(tmp) / "audit.jsonl").ok
