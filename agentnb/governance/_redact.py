@@ -120,6 +120,7 @@ class Redactor:
         self._lock = threading.Lock()  # protects _literals while register() rebuilds the regex
         self._literals: dict[str, str] = {}
         self._registered: list[str] = []
+        self._env_seen: dict[Any, Any] | None = None  # os.environ's raw data at the last reload
         for name, value in environ.items():
             if _ENV_NAME.search(name) and len(value) >= MIN_ENV_SECRET_CHARS:
                 self._add_literal(value, f"[REDACTED:env:{name}]")
@@ -160,6 +161,12 @@ class Redactor:
             'k=[REDACTED:env:LATE_API_KEY]'
         """
         environ = os.environ if env is None else env
+        # os.environ decodes every name and value it yields; its raw bytes dict compares at C
+        # speed, so an unchanged environment (every run but the first) costs no scan.
+        raw = getattr(os.environ, "_data", None) if env is None else None
+        if raw is not None and raw == self._env_seen:
+            return 0
+        seen = dict(raw) if isinstance(raw, dict) else None  # taken before the scan
         secret_name = _secret_name
         with self._lock:
             before = len(self._literals)
@@ -172,6 +179,8 @@ class Redactor:
                 self._regex, self._replacements = self._compile()
                 self._probe = tuple(self._literals)
                 self._fast = self._fast_state()
+            if seen is not None:
+                self._env_seen = seen  # only now: a concurrent caller scans rather than skip
         return added
 
     def register(self, value: str) -> None:
