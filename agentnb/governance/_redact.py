@@ -84,6 +84,10 @@ _MEMO_SIZE = 8192
 """Entries in each memo (short strings, dict keys); cleared when full or a secret is added."""
 _MEMO_MAX_CHARS = 256
 """Strings up to this length are memoised (names, roles, ids, schema text repeat constantly)."""
+_LONG_MAX_CHARS = 65_536
+"""Longer strings up to this length go to a second memo, bounded by `_LONG_BUDGET`."""
+_LONG_BUDGET = 1_048_576
+"""Characters the long-string memo keeps before it is emptied."""
 
 _SENSITIVE_KEY = re.compile(
     r"(?i)(?:.*(?:api[_-]?key|apikey|secret|password|passwd|authorization|credential|"
@@ -132,11 +136,12 @@ class Redactor:
         self._probe = tuple(self._literals)
         self._fast = self._fast_state()
 
-    def _fast_state(self) -> tuple[re.Pattern[str] | None, tuple[str, ...],
-                                   dict[str, str], dict[str, tuple[str, bool]]]:
-        # (full regex, literal probe, memo of short strings, memo of dict keys), swapped as one
-        # tuple so a reader never pairs a new regex with a memo filled under the old one.
-        return self._regex, tuple(self._literals), {}, {}
+    def _fast_state(self) -> tuple[re.Pattern[str] | None, tuple[str, ...], dict[str, str],
+                                   dict[str, tuple[str, bool]], list[Any]]:
+        # (full regex, literal probe, memo of short strings, memo of dict keys, [characters
+        # kept, memo of long strings]), swapped as one tuple so a reader never pairs a new
+        # regex with a memo filled under the old one.
+        return self._regex, tuple(self._literals), {}, {}, [0, {}]
 
     @property
     def secret_count(self) -> int:
@@ -210,21 +215,35 @@ class Redactor:
             >>> Redactor(env={}).redact("nothing to hide")
             'nothing to hide'
         """
-        regex, probe, memo, _ = self._fast
+        regex, probe, memo, _, long_memo = self._fast
         if regex is None:
             return text
         out = memo.get(text)
         if out is not None:
             return out
+        if len(text) > _MEMO_MAX_CHARS:
+            out = long_memo[1].get(text)
+            if out is not None:
+                return out
         out = text
         if any(literal in text for literal in probe) or (
                 self._patterns and any(t in text.lower() for t in _TRIGGERS)):
             out = regex.sub(self._replace, text)
-        if len(text) <= _MEMO_MAX_CHARS:
-            # Names, roles, ids and schema text repeat on every call; long text is not kept.
+        size = len(text)
+        if size <= _MEMO_MAX_CHARS:
+            # Names, roles, ids and schema text repeat on every call.
             if len(memo) >= _MEMO_SIZE:
                 memo.clear()
             memo[text] = out
+        elif size <= _LONG_MAX_CHARS:
+            # A message's text is redacted again as the step's dump, the checkpoint and the
+            # span attributes take it (the same str object: its hash is kept, so a hit is one
+            # look-up); kept up to `_LONG_BUDGET` characters in all, then forgotten at once.
+            if long_memo[0] + size > _LONG_BUDGET:
+                long_memo[1].clear()
+                long_memo[0] = 0
+            long_memo[0] += size
+            long_memo[1][text] = out
         return out
 
     __call__ = redact

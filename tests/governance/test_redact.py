@@ -214,3 +214,22 @@ def test_the_fast_walk_matches_the_general_one(value: object) -> None:
     r = Redactor(env={})
     r.register("s3cr3t-registered-value")
     assert r.redact_obj(value) == r._general(value)  # pyright: ignore[reportPrivateUsage]
+
+
+def test_long_texts_are_memoised_until_a_secret_is_added() -> None:
+    from agentnb.governance import _redact
+
+    r = Redactor(env={})
+    text = "log line with a key in it; " * 40 + "later-secret-value-99"  # > 256 characters
+    first = r.redact(text)
+    assert first == text
+    assert r.redact(text) is first  # the second time from the memo
+    r.register("later-secret-value-99")  # a new secret empties every memo
+    assert r.redact(text).endswith("[REDACTED]")
+    # The long memo is bounded by characters: past the budget it starts again.
+    many = [f"{i:08d}" + "x" * 60_000 for i in range(_redact._LONG_BUDGET // 60_000 + 2)]
+    for t in many:
+        r.redact(t)
+    kept = r._fast[4]
+    assert kept[0] <= _redact._LONG_BUDGET
+    assert sum(len(t) for t in kept[1]) == kept[0]
