@@ -136,3 +136,29 @@ def test_the_sdk_is_imported_only_when_sdk_spans_are_needed() -> None:
                          env={"AGENTNB_HOME": tempfile.mkdtemp(), "PATH": "/usr/bin:/bin"},
                          timeout=60, check=True)
     assert out.stdout.split() == ["False", "True"]
+
+
+def test_span_ids_count_up_from_a_random_start_and_differ_after_fork() -> None:
+    import os
+
+    from agentnb.tracing import _lean
+    from agentnb.tracing._queue import SpanQueue
+
+    tracer = _lean.LeanTracer(SpanQueue())
+    ids = [tracer.start_span(f"s{i}").get_span_context().span_id for i in range(5)]
+    assert ids == list(range(ids[0], ids[0] + 5))  # consecutive: appends to the store's index
+    assert all(0 < i < 2**64 for i in ids)
+    other = _lean._SpanIds()
+    assert abs(other.next() - ids[0]) > 2**20  # another start (a clash: ~1 in 2**40)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child draws a new start, so it never repeats the parent's ids
+        os.write(write, str(tracer.start_span("child").get_span_context().span_id).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child = int(os.read(read, 64))
+    os.close(read)
+    parent_next = tracer.start_span("parent").get_span_context().span_id
+    assert parent_next == ids[-1] + 1
+    assert abs(child - parent_next) > 2**20
