@@ -193,17 +193,17 @@ class _Database:
 
     async def awrite(self, prepare: Callable[[], Callable[[sqlite3.Connection], T]],
                      action: str = "write to", *, audit: AuditPart | None = None) -> T:
-        """Group commit: `prepare()` then its write run on this file's writer thread.
+        """Group commit: `prepare()` then its write, shared with concurrent writes.
 
-        Writes queued while a transaction commits share the next one, so N concurrent runs
-        cost one commit and one wake-up of the loop, not N of each. The await returns once
-        the write is committed, exactly as `write()` does. `prepare` (JSON encoding, say) runs
-        on the writer thread too; what it raises goes to its caller alone, and a batch that
-        fails is retried one write per transaction so that only the failing caller sees it.
+        Alone (one run stepping) the write is made at once on this thread; writes made by
+        concurrent runs in one turn of the event loop share one transaction at the start of
+        the next turn (see `agentnb.runtime._writer`), so N concurrent runs cost one commit,
+        not N. The await returns once the write is committed, exactly as `write()` does. What
+        `prepare` (JSON encoding, say) raises goes to its caller alone, and a batch that fails
+        is retried one write per transaction so that only the failing caller sees it.
 
         `audit` is `(log, records)`: records for an `AuditLog` (anything with `append_many`),
-        appended on the same thread before the transaction, so a step's audit records and its
-        checkpoint cost one hop between threads. The records of every write in a batch go to
+        appended just before the transaction. The records of every write in a batch go to
         their log in one `append_many`. When the append fails the transaction still commits
         (nothing the caller paid for is lost) and the caller gets the append's error.
         """

@@ -505,9 +505,8 @@ class RunStore:
         `state` may be given as its JSON text already (`Run.state_json`).
         `recordings` (`(kind, key, occurrence, payload)`, as `record` takes them) are written
         in the checkpoint's transaction, and `audit` (`(log, [(event, fields), ...])`) is
-        appended just before it on the same writer thread: everything a step leaves costs one
-        hop between threads. Runs use it to keep a step's recordings and audit records until
-        the step's checkpoint.
+        appended just before it: everything a step leaves is written in one go. Runs use it
+        to keep a step's recordings and audit records until the step's checkpoint.
         """
 
         def prepare() -> Callable[[sqlite3.Connection], None]:

@@ -1,5 +1,6 @@
-"""The run store's writer: inline while runs do not meet, a writer thread once they do, and
-finished spans stored in the checkpoints' transactions (no flush at the end of a run)."""
+"""The run store's writer: inline while runs do not meet, batched per turn of the event loop
+once they do (or on a writer thread), and finished spans stored in the checkpoints'
+transactions (no flush at the end of a run)."""
 
 from __future__ import annotations
 
@@ -63,9 +64,7 @@ def test_one_run_at_a_time_writes_inline_without_a_writer_thread() -> None:
     assert run.store.checkpoint_steps(run.run_id) == [0, 1, 2, 3]
 
 
-def test_concurrent_runs_write_through_the_writer_thread_in_shared_transactions() -> None:
-    """Twenty runs at once: their checkpoints go to the writer thread and share far fewer
-    transactions than there are checkpoints; every checkpoint is stored."""
+def _twenty_runs(tick: bool) -> tuple[list[Any], list[tuple[int, str]], Agent]:
     batches: list[tuple[int, str]] = []
     real = _writer._GroupCommit._write_batch  # pyright: ignore[reportPrivateUsage]
 
@@ -80,6 +79,7 @@ def test_concurrent_runs_write_through_the_writer_thread_in_shared_transactions(
 
     mp = pytest.MonkeyPatch()
     mp.setattr(_writer._GroupCommit, "_write_batch", spy)  # pyright: ignore[reportPrivateUsage]
+    mp.setattr(_writer._GroupCommit, "tick", tick)
     try:
         results = asyncio.run(main())
     finally:
@@ -88,9 +88,49 @@ def test_concurrent_runs_write_through_the_writer_thread_in_shared_transactions(
     writes = sum(n for n, _ in batches)
     assert writes == 20 * 4  # the initial checkpoint and one per step
     assert len(batches) < writes / 3, batches
-    assert any(name.startswith("agentnb-writer") for _, name in batches)
     store = RunStore(agent.resolved_settings.home / "traces.db")
     assert all(store.checkpoint_steps(r.run_id) == [0, 1, 2, 3] for r in results)
+    store.close()
+    return results, batches, agent
+
+
+def test_concurrent_runs_share_one_transaction_per_turn_of_the_loop() -> None:
+    """Twenty runs at once: the checkpoints queued in one turn of the event loop are written
+    together on the loop's own thread, in far fewer transactions than there are checkpoints;
+    no writer thread is involved and every checkpoint is stored."""
+    _, batches, _ = _twenty_runs(tick=True)
+    assert {name for _, name in batches} == {"MainThread"}
+    assert max(n for n, _ in batches) >= 10, batches
+
+
+def test_concurrent_runs_can_write_through_the_writer_thread_in_shared_transactions() -> None:
+    """With `tick` off, concurrent checkpoints go to the writer thread and share transactions."""
+    _, batches, _ = _twenty_runs(tick=False)
+    assert any(name.startswith("agentnb-writer") for _, name in batches)
+
+
+def test_a_batch_of_one_turn_reaches_each_caller_with_its_own_result(tmp_path: Path) -> None:
+    """A write refused while a turn's batch is prepared fails only its caller; the rest of the
+    batch commits, and a cancelled caller's write is still made."""
+    store = RunStore(tmp_path / "traces.db")
+
+    async def main() -> list[Any]:
+        with _writer.STEPS, _writer.STEPS:  # as if two runs were stepping: batched per turn
+            good = [store.asave_checkpoint(f"run_{i}", 1, {"i": i}, status="done", agent="a")
+                    for i in range(5)]
+            bad = store.asave_checkpoint("run_bad", 1, {"x": object()}, status="done",
+                                         agent="a")
+            cancelled = asyncio.ensure_future(store.asave_checkpoint(
+                "run_cancelled", 1, {"c": 1}, status="done", agent="a"))
+            await asyncio.sleep(0)
+            cancelled.cancel()
+            return await asyncio.gather(*good, bad, return_exceptions=True)
+
+    results = asyncio.run(main())
+    assert results[:5] == [None] * 5
+    assert isinstance(results[5], UsageError)
+    assert all(store.load_checkpoint(f"run_{i}").state == {"i": i} for i in range(5))
+    assert store.load_checkpoint("run_cancelled").state == {"c": 1}
     store.close()
 
 
@@ -117,7 +157,7 @@ def test_writes_made_outside_runs_or_by_one_run_are_inline(tmp_path: Path) -> No
         asyncio.run(main())
     finally:
         mp.undo()
-    assert threads == {"MainThread", "agentnb-writer:traces.db"}
+    assert threads == {"MainThread"}
     assert all(store.load_checkpoint(f"run_{i}").state == {"i": i} for i in range(10))
     assert store.load_checkpoint("run_two").step == 1
     assert _writer.STEPS.count == 0
