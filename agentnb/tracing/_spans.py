@@ -21,6 +21,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agentnb.core import compact_json
 from agentnb.tracing import _semconv as sc
 
 if TYPE_CHECKING:
@@ -458,6 +459,13 @@ def _clean(value: Any, fn: Redactor) -> Any:
     return value
 
 
+def _attributes_json(attrs: dict[str, Any]) -> str:
+    try:
+        return compact_json(attrs)  # the shared C encoder; attribute values are plain JSON
+    except TypeError:  # an event attribute of another type: as its str, as before
+        return json.dumps(attrs, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
 def _memoised(fn: Redactor) -> Redactor:
     seen: dict[str, str] = {}
 
@@ -477,7 +485,7 @@ def to_rows(batch: list[SpanRecordTuple],
     """Turn queued span records into store rows, redacting every string value."""
     from agentnb.tracing._queue import plain_attributes
 
-    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+    dumps = _attributes_json
     spans: list[SpanRow] = []
     events: list[EventRow] = []
     append = spans.append
@@ -490,7 +498,7 @@ def to_rows(batch: list[SpanRecordTuple],
          status, raw_message, span_kind, scope) in batch:
         attrs, message = raw, raw_message
         if fn is not None:
-            attrs = {k: _clean(v, fn) for k, v in raw.items()}
+            attrs = {k: fn(v) if type(v) is str else _clean(v, fn) for k, v in raw.items()}
             if raw_message:
                 message = fn(raw_message)
         span_id = f"{span_int:016x}"
