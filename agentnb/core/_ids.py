@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import json
-import json.encoder
 import os
 import time
-from collections.abc import Callable
 from typing import Any
 
-__all__ = ["canonical_json", "compact_json", "content_hash", "new_id"]
+from agentnb.core._json import canonical_json
+
+__all__ = ["content_hash", "new_id"]
 
 
 def new_id(prefix: str) -> str:
@@ -21,91 +20,6 @@ def new_id(prefix: str) -> str:
         True
     """
     return f"{prefix}_{time.time_ns() // 1000:014x}{os.urandom(5).hex()}"
-
-
-def _default(obj: Any) -> Any:
-    dump = getattr(obj, "model_dump", None)
-    if dump is not None:
-        return dump(mode="json")
-    if isinstance(obj, (set, frozenset)):
-        return sorted(obj, key=str)
-    return str(obj)
-
-
-def _c_encoder(*, sort_keys: bool, default: Callable[[Any], Any] | None
-               ) -> Callable[[Any], str] | None:
-    """A reusable encoder on the C accelerator, or None where it is missing or differs.
-
-    `json.dumps` builds a `JSONEncoder` and a C encoder on every call; the JSON this package
-    writes per step (checkpoints, audit records, span attributes) is small, so that set-up was
-    a third of each encode. This C encoder is built once with no circular-reference markers
-    (so it holds no per-call state and threads may share it); a cycle ends in RecursionError,
-    which the callers turn into the error `json.dumps` gives."""
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:  # pragma: no cover - CPython always has it
-        return None
-    try:
-        encoder = make(None, default, json.encoder.encode_basestring, None, ":", ",",
-                       sort_keys, False, True)
-    except TypeError:  # pragma: no cover - another interpreter's signature
-        return None
-
-    def encode(obj: Any) -> str:  # Any: any JSON-like value
-        return "".join(encoder(obj, 0))
-
-    sample = {"b": [1, 2.5, float("nan"), None, True], "a": {"é": "x\n\"y\u2028"}, "c": "z",
-              "d": (1,)}
-    expected = json.dumps(sample, sort_keys=sort_keys, separators=(",", ":"),
-                          ensure_ascii=False)
-    try:
-        ok = encode(sample) == expected
-    except Exception:  # pragma: no cover - a differing accelerator
-        ok = False
-    return encode if ok else None
-
-
-def _refuse(obj: object) -> Any:
-    msg = f"Object of type {type(obj).__name__} is not JSON serializable"
-    raise TypeError(msg)
-
-
-_CANONICAL = _c_encoder(sort_keys=True, default=_default)
-_COMPACT = _c_encoder(sort_keys=False, default=_refuse)
-
-
-def canonical_json(obj: Any) -> str:
-    """Serialise to JSON with sorted keys and no spaces, so equal values give equal text.
-
-    Example:
-        >>> canonical_json({"b": 1, "a": [1, 2]})
-        '{"a":[1,2],"b":1}'
-    """
-    if _CANONICAL is not None:
-        try:
-            return _CANONICAL(obj)
-        except RecursionError:
-            pass  # a cycle: json.dumps names it
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=_default,
-                      ensure_ascii=False)
-
-
-def compact_json(obj: Any) -> str:
-    """Serialise plain JSON data without spaces, keeping key order (non-ASCII kept as is).
-
-    Raises:
-        TypeError: a value is not JSON-serialisable.
-        ValueError: the value contains itself.
-
-    Example:
-        >>> compact_json({"b": 1, "a": "é"})
-        '{"b":1,"a":"é"}'
-    """
-    if _COMPACT is not None:
-        try:
-            return _COMPACT(obj)
-        except RecursionError:
-            pass  # a cycle: json.dumps names it
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
 
 def content_hash(obj: Any) -> str:

@@ -6,10 +6,11 @@ JSON (checkpoints, the cache, recordings) without losing its types.
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from agentnb.core._json import loads_json
 
 __all__ = [
     "FinishReason",
@@ -98,7 +99,7 @@ class ToolCallPart(BaseModel):
         """
         if not self.arguments.strip():
             return {}
-        value = json.loads(self.arguments)
+        value = loads_json(self.arguments)
         if not isinstance(value, dict):
             msg = f"Tool arguments must be a JSON object, got {self.arguments!r}."
             raise ValueError(msg)

@@ -37,7 +37,15 @@ from typing import TYPE_CHECKING, Any, Final
 
 from pydantic import BaseModel, ConfigDict
 
-from agentnb.core import UNSET, AuditChainBroken, StoreError, Unset, UsageError, canonical_json
+from agentnb.core import (
+    UNSET,
+    AuditChainBroken,
+    StoreError,
+    Unset,
+    UsageError,
+    canonical_json,
+    loads_json,
+)
 from agentnb.governance._redact import Redactor, default_redactor
 
 if TYPE_CHECKING:
@@ -254,7 +262,7 @@ class AuditLog:
             if clash:
                 msg = f"Audit fields {sorted(clash)!r} are reserved for the chain."
                 raise UsageError(msg, hint="Rename the field, e.g. `tool_seq=`.")
-            body: dict[str, Any] = json.loads(canonical_json(dict(fields)))
+            body: dict[str, Any] = loads_json(canonical_json(dict(fields)))
             if self._redactor is not None:
                 body = self._redactor.redact_obj(body)
             bodies.append((event, body))

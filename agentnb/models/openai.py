@@ -30,6 +30,7 @@ from agentnb.core import (
     ToolResultPart,
     UnexpectedModelOutput,
     Usage,
+    loads_json,
 )
 from agentnb.models._base import (
     Choice,
@@ -398,7 +399,7 @@ async def _lines(response: httpx.Response) -> AsyncIterator[str]:
 
 def _loads_or_none(text: str | bytes) -> Any:
     try:
-        return json.loads(text)
+        return loads_json(text)
     except ValueError:
         return None
 

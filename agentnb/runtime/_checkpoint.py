@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from agentnb.core import StoreError, UsageError
+from agentnb.core import StoreError, UsageError, loads_json
 from agentnb.runtime._cache import _Database, _dumps, _home
 from agentnb.tracing._shared import flush_needed, spans_writer
 
@@ -114,9 +114,9 @@ def _fold(texts: Mapping[int, str], step: int) -> dict[str, Any]:
     while True:
         text = texts[at]
         if not text.startswith(DELTA_PREFIX):
-            state: dict[str, Any] = json.loads(text)
+            state: dict[str, Any] = loads_json(text)
             break
-        delta = json.loads(text)
+        delta = loads_json(text)
         chain.append(delta)
         base = int(delta["delta"]["base"])
         if base >= at:
