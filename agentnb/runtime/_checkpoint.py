@@ -76,7 +76,7 @@ CREATE TABLE IF NOT EXISTS rt_checkpoints (
     PRIMARY KEY (run_id, step)
 );
 CREATE TABLE IF NOT EXISTS rt_recordings (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id INTEGER PRIMARY KEY,
     run_id TEXT NOT NULL,
     kind TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -245,7 +245,18 @@ class RunStore:
         self._stops_refresh: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, asyncio.Task[None]] = weakref.WeakKeyDictionary()
         self._parents: dict[str, str | None] = {}
+        # (status, agent, parent) last committed to the runs table, by run (see `_save_fn`).
+        self._listed: dict[str, tuple[str, str, str | None]] = {}
         self._meta_checked = False
+
+    list_every_step = False
+    """Write the runs table at every checkpoint, not only when its row changes (A/B switch)."""
+
+    def _saved(self, run_id: str, status: str, agent: str, parent_run_id: str | None) -> None:
+        """Note what the runs table holds for `run_id` once its checkpoint has committed."""
+        if len(self._listed) > 4096:
+            self._listed.clear()  # forgotten runs are written again at their next checkpoint
+        self._listed[run_id] = (status, agent, parent_run_id)
 
     @property
     def path(self) -> Path:
@@ -291,6 +302,7 @@ class RunStore:
         """
         self._write(self._save_fn(run_id, step, state, status=status, agent=agent,
                                   parent_run_id=parent_run_id))
+        self._saved(run_id, status, agent, parent_run_id)
 
     def _save_fn(self, run_id: str, step: int, state: Mapping[str, Any] | str, *, status: str,
                  agent: str, parent_run_id: str | None) -> Callable[[sqlite3.Connection], None]:
@@ -299,12 +311,20 @@ class RunStore:
         now = time.time()
         self._parents[run_id] = parent_run_id
 
+        # The runs table changes only when what it lists does: its last step and update time
+        # are read from the checkpoints (`list_runs`), so a step that keeps the status writes
+        # one table, not three B-trees more (the runs table, its key and its time index).
+        listed = self.list_every_step or self._listed.get(run_id) != (status, agent,
+                                                                      parent_run_id)
+
         def save(conn: sqlite3.Connection) -> None:
             conn.execute(
                 "INSERT OR REPLACE INTO rt_checkpoints (run_id, step, state, status, agent, "
                 "parent_run_id, saved_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (run_id, step, text, status, agent, parent_run_id, now),
             )
+            if not listed:
+                return
             conn.execute(
                 "INSERT INTO rt_runs (run_id, agent, parent_run_id, status, last_step, created_at,"
                 " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO UPDATE SET "
@@ -372,9 +392,15 @@ class RunStore:
 
     def list_runs(self, *, limit: int = 100) -> list[RunInfo]:
         """Runs that have checkpoints, most recently updated first."""
+        # The runs table is written when a run's status changes; its newest checkpoint gives
+        # the last step and the update time (one look-up in the checkpoints' key per run).
         rows = self._read(lambda c: c.execute(
-            "SELECT run_id, agent, parent_run_id, status, last_step, created_at, updated_at "
-            "FROM rt_runs ORDER BY updated_at DESC, run_id DESC LIMIT ?", (limit,)).fetchall())
+            "SELECT r.run_id, r.agent, r.parent_run_id, r.status, max(r.last_step, "
+            "coalesce(k.step, r.last_step)), r.created_at, max(r.updated_at, "
+            "coalesce(k.saved_at, r.updated_at)) AS newest FROM rt_runs r "
+            "LEFT JOIN rt_checkpoints k ON k.run_id = r.run_id AND k.step = "
+            "(SELECT max(step) FROM rt_checkpoints WHERE run_id = r.run_id) "
+            "ORDER BY newest DESC, r.run_id DESC LIMIT ?", (limit,)).fetchall())
         return [RunInfo(run_id=r[0], agent=r[1], parent_run_id=r[2], status=r[3], last_step=r[4],
                         created_at=_utc(r[5]), updated_at=_utc(r[6])) for r in rows]
 
@@ -525,6 +551,7 @@ class RunStore:
             return write_all
 
         await self._db.awrite(prepare, audit=audit)
+        self._saved(run_id, status, agent, parent_run_id)
 
     def spans_ride_along(self) -> bool:
         """True when `asave_checkpoint` also stores every span that ended before it was called

@@ -81,6 +81,61 @@ def test_list_runs_newest_first_with_last_step(store: RunStore) -> None:
     assert [r.run_id for r in store.list_runs(limit=1)] == ["run_a"]
 
 
+def test_the_runs_table_is_written_only_when_a_run_s_row_changes(store: RunStore, db: Path
+                                                                  ) -> None:
+    """Steps that keep the status leave the runs table alone; list_runs still reports the
+    newest step and time (from the checkpoints) and orders by them."""
+    store.save_checkpoint("run_a", 0, {}, status="ready", agent="a")
+    store.save_checkpoint("run_b", 0, {}, status="ready", agent="b")
+    raw = sqlite3.connect(db)
+
+    def row(run_id: str) -> tuple[object, ...]:
+        return raw.execute("SELECT status, last_step, updated_at FROM rt_runs WHERE run_id = ?",
+                           (run_id,)).fetchone()
+
+    before = row("run_a")
+    time.sleep(0.01)
+    for step in (1, 2, 3):
+        store.save_checkpoint("run_a", step, {}, status="ready", agent="a")
+    assert row("run_a") == before  # the same status: only the checkpoints were written
+    runs = store.list_runs()
+    assert [r.run_id for r in runs] == ["run_a", "run_b"]  # run_a checkpointed last
+    assert (runs[0].last_step, runs[0].status) == (3, "ready")
+    saved_at = raw.execute("SELECT saved_at FROM rt_checkpoints WHERE run_id = 'run_a' AND "
+                           "step = 3").fetchone()[0]
+    assert runs[0].updated_at.timestamp() == pytest.approx(saved_at)
+    store.save_checkpoint("run_a", 4, {}, status="done", agent="a")
+    assert row("run_a")[:2] == ("done", 4)  # a new status is written at once
+    # Another RunStore on the file (another process, a resumed run) writes its first one.
+    other = RunStore(db)
+    other.save_checkpoint("run_b", 1, {}, status="awaiting_approval", agent="b")
+    assert row("run_b")[:2] == ("awaiting_approval", 1)
+    other.close()
+    raw.close()
+
+
+def test_a_checkpoint_that_did_not_commit_writes_the_runs_table_next_time(store: RunStore,
+                                                                          db: Path) -> None:
+    store.save_checkpoint("run_a", 0, {}, status="ready", agent="a")
+    real = store._save_fn  # pyright: ignore[reportPrivateUsage]
+
+    def failing(*args: object, **kwargs: object) -> object:
+        save = real(*args, **kwargs)  # type: ignore[arg-type]
+
+        def then_fail(conn: sqlite3.Connection) -> None:
+            save(conn)
+            conn.execute("SELECT * FROM no_such_table")
+
+        return then_fail
+
+    store._save_fn = failing  # type: ignore[method-assign]
+    with pytest.raises(StoreError):
+        store.save_checkpoint("run_a", 1, {}, status="awaiting_approval", agent="a")
+    del store._save_fn
+    store.save_checkpoint("run_a", 2, {}, status="awaiting_approval", agent="a")
+    assert [(r.status, r.last_step) for r in store.list_runs()] == [("awaiting_approval", 2)]
+
+
 def test_unknown_run_is_a_usage_error_naming_run_and_file(store: RunStore, db: Path) -> None:
     """Loading a run that was never saved says which run, which file, and how to list runs."""
     with pytest.raises(UsageError) as info:
