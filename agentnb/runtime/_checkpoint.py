@@ -33,8 +33,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from agentnb.core import StoreError, UsageError, loads_json
+from agentnb.core import StoreError, UsageError
 from agentnb.runtime._cache import _Database, _dumps, _home
+from agentnb.runtime._delta import FULL_EVERY, _fold
 from agentnb.tracing._shared import flush_needed, spans_writer
 
 if TYPE_CHECKING:
@@ -91,51 +92,6 @@ CREATE TABLE IF NOT EXISTS rt_stops (
     requested_at REAL NOT NULL
 );
 """
-
-FULL_EVERY = 16
-"""A run stores its whole state at least every this many steps and deltas in between, so a
-load folds at most this many rows."""
-DELTA_PREFIX = '{"delta":'
-"""How a delta checkpoint's text starts: `{"delta": {"base": step, "messages": n, "steps": m},
-...}` holds the messages, chain entries and steps after the first n / m of the checkpoint at
-`base` (all of which only ever grow) and every other field whole, with `"v": 2` so that an
-agentnb that cannot fold deltas refuses the state instead of misreading it."""
-
-
-def _fold(texts: Mapping[int, str], step: int) -> dict[str, Any]:
-    """The whole state at `step` from checkpoint texts by step (full or delta).
-
-    Raises:
-        KeyError: a delta's base is not among `texts`.
-        ValueError: a text is not JSON, or a delta does not fit its base.
-    """
-    chain: list[dict[str, Any]] = []
-    at = step
-    while True:
-        text = texts[at]
-        if not text.startswith(DELTA_PREFIX):
-            state: dict[str, Any] = loads_json(text)
-            break
-        delta = loads_json(text)
-        chain.append(delta)
-        base = int(delta["delta"]["base"])
-        if base >= at:
-            msg = f"delta at step {at} builds on step {base}"
-            raise ValueError(msg)
-        at = base
-    for delta in reversed(chain):
-        info = delta.pop("delta")
-        n, m = int(info["messages"]), int(info["steps"])
-        if len(state["messages"]) < n or len(state["steps"]) < m:
-            msg = f"delta on step {info['base']} needs {n} messages and {m} steps"
-            raise ValueError(msg)
-        delta["messages"] = state["messages"][:n] + delta["messages"]
-        delta["chain"] = state["chain"][:n] + delta["chain"]
-        delta["steps"] = state["steps"][:m] + delta["steps"]
-        delta["v"] = state["v"]
-        state = delta
-    return state
-
 
 def _utc(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)

@@ -38,7 +38,8 @@ from agentnb.core import (
 from agentnb.runtime import _hooks, _stepping
 from agentnb.runtime._budget import BudgetScope
 from agentnb.runtime._cache import _dumps
-from agentnb.runtime._checkpoint import DELTA_PREFIX, RunStore, run_store
+from agentnb.runtime._checkpoint import RunStore, run_store
+from agentnb.runtime._delta import DELTA_PREFIX
 from agentnb.runtime._journal import StepJournal
 from agentnb.runtime._killswitch import LoopDetector
 from agentnb.runtime._scopes import current_scope, use_scope
@@ -335,7 +336,7 @@ class Run:
 
     def _state_text(self, base: tuple[int, int, int] | None) -> str:
         """The whole state, or with `base` = (step, messages, steps) of an earlier checkpoint
-        of this run, the delta on it (`_checkpoint.DELTA_PREFIX`): every field but the
+        of this run, the delta on it (`_delta.DELTA_PREFIX`): every field but the
         messages, chain and steps whole, and of those only what came after `base`."""
         state = self.state_dict()
         what = f"state of run {self.run_id!r}"

@@ -2,7 +2,7 @@
 
 `Run.astep` calls `step_once`, which runs a model, tools or approval step under its span and
 the run's budget scope, appends the step, and writes the checkpoint: whole or as a delta on
-the previous one (`_checkpoint.FULL_EVERY`), with the step's recordings and audit records
+the previous one (`_delta.FULL_EVERY`), with the step's recordings and audit records
 (`_journal`) and every finished span (`agentnb.tracing._shared`) in the same transaction. When
 the run ends, its span ends first, so its last checkpoint also stores it and no flush is
 waited for.
@@ -20,7 +20,7 @@ from opentelemetry import trace
 from agentnb.core import ModelError, ReplayDiverged, RunStopped, StopRequested, UsageError
 from agentnb.runtime import _hooks
 from agentnb.runtime._budget import BudgetScope
-from agentnb.runtime._checkpoint import FULL_EVERY
+from agentnb.runtime._delta import FULL_EVERY
 from agentnb.runtime._job import job_context
 from agentnb.runtime._state import dump_output, remaining_limits
 from agentnb.runtime._step import Step, StepKind

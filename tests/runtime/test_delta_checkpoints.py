@@ -11,7 +11,8 @@ import pytest
 from agentnb.core import Message, StoreError, UsageError
 from agentnb.models import FunctionInfo, FunctionModel
 from agentnb.runtime import Agent, Run, tool
-from agentnb.runtime._checkpoint import DELTA_PREFIX, FULL_EVERY, RunStore
+from agentnb.runtime._checkpoint import RunStore
+from agentnb.runtime._delta import DELTA_PREFIX, FULL_EVERY
 
 from ._helpers import call
 
