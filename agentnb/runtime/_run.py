@@ -102,6 +102,8 @@ class Run:
         # (step, messages, steps, step of the last whole state) of this run's last checkpoint
         # written from this object: the base of the next delta.
         self._saved: tuple[int, int, int, int] | None = None
+        # (redaction epoch, loop detector's dump, its redacted copy) of the last state_dict.
+        self._loop_dump: tuple[int, dict[str, Any], Any] | None = None
         self.pending: list[ToolCallPart] = []
         self.decisions: dict[str, dict[str, Any]] = {}
         self.sticky: dict[str, str] = {}
@@ -313,8 +315,14 @@ class Run:
         # Messages and steps were redacted once, as they were appended; the rest is small.
         small = _hooks.redact_obj({
             "pending": [c.model_dump(mode="json") for c in self.pending],
-            "decisions": self.decisions, "sticky": self.sticky, "loop": self.loop.to_dict(),
+            "decisions": self.decisions, "sticky": self.sticky,
             "output": dump_output(self.output), "error": self.error, "task": self.task})
+        # The loop detector's counts change at model steps only: redacted again when they do.
+        loop, epoch = self.loop.to_dict(), _hooks.redaction_epoch()
+        kept = self._loop_dump
+        if kept is None or kept[0] != epoch or kept[1] != loop:
+            kept = self._loop_dump = (epoch, loop, _hooks.redact_obj(loop))
+        small["loop"] = kept[2]
         return {
             "v": STATE_VERSION, "run_id": self.run_id, "parent_run_id": self.parent_run_id,
             "agent": self.agent.agent_name, "state": self._state,

@@ -134,15 +134,22 @@ async def run_step(run: Run, kind: StepKind, index: int, started_at: datetime,
     return step
 
 
+STEP_TEXT_FIELDS = frozenset({"tool_calls", "reason", "error"})
+"""The fields of a step that can hold text from outside (the model, tools, errors), so the only
+ones a step's dump redacts; the others are numbers, flags, literals and a timestamp made here."""
+_STEP_FIELDS = tuple(Step.model_fields)
+
+
 def step_dump(run: Run, step: Step) -> dict[str, Any]:
     """The step's redacted dump; its messages reuse the dumps redacted when appended."""
     n = len(step.messages)
     recent = run._messages[-n:] if n else []
     if n and len(recent) == n and all(a is b for a, b in zip(step.messages, recent,
                                                              strict=True)):
-        rest = _hooks.redact_obj(step.model_dump(mode="json", exclude={"messages"}))
-        return {name: (run._message_dumps[-n:] if name == "messages" else rest[name])
-                for name in Step.model_fields if name in rest or name == "messages"}
+        rest = step.model_dump(mode="json", exclude={"messages"})
+        return {name: (run._message_dumps[-n:] if name == "messages"
+                       else _hooks.redact_obj(rest[name]) if name in STEP_TEXT_FIELDS
+                       else rest[name]) for name in _STEP_FIELDS}
     return _hooks.redact_obj(step.model_dump(mode="json"))
 
 

@@ -268,3 +268,28 @@ def test_a_secret_in_the_model_answer_is_redacted_everywhere_it_is_kept() -> Non
         assert json.loads(output) == [kept]
         assert redactor.redact_obj(kept) == kept
     assert "[REDACTED]" in assistant[1]["parts"][0]["text"]
+
+
+def test_a_step_dump_redacts_every_field_that_can_hold_outside_text() -> None:
+    """Step dumps redact only `STEP_TEXT_FIELDS`; every other field of `Step` is a number, a
+    flag, a literal or a timestamp. A new field must be sorted into one of the two sets."""
+    from agentnb.runtime._step import Step
+    from agentnb.runtime._stepping import STEP_TEXT_FIELDS
+
+    made_here = {"kind", "index", "status", "usage", "messages", "started_at", "duration_s",
+                 "cache_hit", "stop_reason"}
+    assert set(Step.model_fields) == made_here | STEP_TEXT_FIELDS
+    secret = "sk-test-" + os.urandom(8).hex()
+    register_secret(secret)
+
+    @tool
+    def fails(value: str) -> str:
+        """Fail, quoting the argument."""
+        raise RuntimeError(f"cannot use {value}")
+
+    agent = Agent(model=_echo_model(call("fails", value=secret)), tools=[fails])
+    result = agent.run("go")
+    store = agent.start("x").store
+    steps = store.load_checkpoint(result.run_id).state["steps"]
+    assert any(s["tool_calls"] for s in steps)
+    assert secret not in json.dumps(steps)
