@@ -226,8 +226,7 @@ class Redactor:
             if out is not None:
                 return out
         out = text
-        if any(literal in text for literal in probe) or (
-                self._patterns and any(t in text.lower() for t in _TRIGGERS)):
+        if _mentions(text, probe) or (self._patterns and _mentions(text.lower(), _TRIGGERS)):
             out = regex.sub(self._replace, text)
         size = len(text)
         if size <= _MEMO_MAX_CHARS:
@@ -385,6 +384,14 @@ def _walk(obj: Any, redact: Callable[[str], str], memo: dict[str, str],
     if kind is int or kind is float or kind is bool or obj is None:
         return obj
     return general(obj)
+
+
+def _mentions(text: str, needles: tuple[str, ...]) -> bool:
+    # A plain loop: a third of the cost of `any()` over a generator, on every string redacted.
+    for needle in needles:  # noqa: SIM110
+        if needle in text:
+            return True
+    return False
 
 
 def _is_scalar(value: object) -> bool:
