@@ -164,18 +164,7 @@ def main() -> None:
     p.add_argument("-n", type=int, default=100, help="runs per segment")
     p.add_argument("--rounds", type=int, default=6)
     p.add_argument("--out")
-    a = p.parse_args()
-    proc, root = profile_agentnb.start_server()
-    if (os.cpu_count() or 1) >= 2:
-        os.sched_setaffinity(0, {1})
-    try:
-        text = asyncio.run(_amain(a, root))
-    finally:
-        proc.terminate()
-    if a.out:
-        with open(a.out, "w") as f:
-            f.write(text)
-    print(text)
+    profile_agentnb.serve_and_report(_amain, p.parse_args())
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import resource
 import subprocess
 import sys
 import time
+from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PEERS = os.path.join(HERE, "peers")
@@ -111,12 +112,17 @@ def main() -> None:
     p.add_argument("--sort", default="tottime")
     p.add_argument("--top", type=int, default=45)
     p.add_argument("--out")
-    a = p.parse_args()
+    serve_and_report(amain, p.parse_args())
+
+
+def serve_and_report(measure: Any, a: argparse.Namespace) -> None:
+    """Start the fake server (on CPU 0, this process on CPU 1), run `measure(a, root)` and
+    print its text (also written to `a.out` when given)."""
     proc, root = start_server()
     if (os.cpu_count() or 1) >= 2:
         os.sched_setaffinity(0, {1})
     try:
-        text = asyncio.run(amain(a, root))
+        text = asyncio.run(measure(a, root))
     finally:
         proc.terminate()
     if a.out:
