@@ -269,7 +269,7 @@ class RunStore:
 
         # The runs table changes only when what it lists does: its last step and update time
         # are read from the checkpoints (`list_runs`), so a step that keeps the status writes
-        # one table, not three B-trees more (the runs table, its key and its time index).
+        # no page of the runs table or of its time index.
         listed = self.list_every_step or self._listed.get(run_id) != (status, agent,
                                                                       parent_run_id)
 

@@ -65,10 +65,9 @@ RIDE_SPANS: contextvars.ContextVar[bool] = contextvars.ContextVar("agentnb_ride_
                                                                   default=True)
 """Whether a write takes the queued spans into its transaction (the file's `companion`).
 Always for a batch (a turn's or the writer thread's), where many runs share the rows' pages;
-an inline write
-(one run stepping) takes them only for a run's last checkpoint: a few spans in each step's
-transaction dirty as many index pages as a whole run's, so the `agentnb-traces` thread's
-periodic write or the run's last checkpoint takes them together."""
+an inline write (one run stepping) takes them only for a run's last checkpoint: a few spans in
+each step's transaction dirty as many index pages as a whole run's, so the `agentnb-traces`
+thread's periodic write or the run's last checkpoint takes them together."""
 
 AuditPart = tuple[Any, list[tuple[str, dict[str, Any]]]]
 """(audit log, [(event, fields), ...]) handed to `_Database.awrite`."""
@@ -137,9 +136,13 @@ class _GroupCommit:
     def _flush_tick(self, loop: asyncio.AbstractEventLoop) -> None:
         """Write the writes queued on `loop` since the last turn, in one transaction."""
         batch = self._ticks.pop(loop, [])
-        if batch:
-            _settle([(item[3], ok, value) for item, ok, value in self._write_batch(batch)
-                     if item[3] is not None])
+        if not batch:
+            return
+        try:
+            done = self._write_batch(batch)
+        except BaseException as exc:  # every waiting run gets it; none is left hanging
+            done = [(item, False, exc) for item in batch]
+        _settle([(item[3], ok, value) for item, ok, value in done if item[3] is not None])
 
     def _wake(self) -> None:
         """Start the writer thread, or wake it (call with `_cv` held)."""

@@ -296,3 +296,26 @@ def test_a_run_whose_spans_could_not_be_stored_says_so_when_it_ends() -> None:
         run.run_to_end()
     assert run.state == "done"
     assert run.store.load_checkpoint(run.run_id).status == "done"
+
+
+def test_a_turn_whose_batch_cannot_be_written_fails_every_caller_without_hanging(
+        tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "traces.db")
+
+    def broken(self: Any, batch: list[Any]) -> Any:
+        raise RuntimeError("disk on fire")
+
+    async def main() -> list[Any]:
+        with _writer.STEPS, _writer.STEPS:
+            return await asyncio.wait_for(asyncio.gather(
+                *(store.asave_checkpoint(f"run_{i}", 1, {}, status="done", agent="a")
+                  for i in range(3)), return_exceptions=True), 10)
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(_writer._GroupCommit, "_write_batch", broken)  # pyright: ignore[reportPrivateUsage]
+    try:
+        results = asyncio.run(main())
+    finally:
+        mp.undo()
+    assert [str(r) for r in results] == ["disk on fire"] * 3
+    store.close()
