@@ -226,10 +226,19 @@ class Run:
                                 if dump is None else dump)
         if text is None:
             text = canonical_json(kept)
+        try:
+            data = text.encode()
+        except UnicodeEncodeError as exc:  # a lone surrogate: nothing can store or hash it
+            near = text[max(0, exc.start - 30):exc.start + 10]
+            msg = (f"A {message.role} message of run {self.run_id!r} holds text that is not "
+                   f"valid Unicode ({exc.reason}, near {near!r}).")
+            raise UsageError(msg, hint="Decode bytes with errors='replace' (not "
+                             "'surrogateescape') before they reach a task, a tool result or "
+                             "a model.") from None
         self._messages.append(message)
         self._message_dumps.append(kept)
         self._chain.append(hashlib.sha256(
-            ((self._chain[-1] if self._chain else "") + text).encode()).hexdigest())
+            (self._chain[-1] if self._chain else "").encode() + data).hexdigest())
         done = self._encoded["messages"]
         if len(done) == len(self._message_dumps) - 1:
             done.append(text)

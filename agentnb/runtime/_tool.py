@@ -279,18 +279,32 @@ def _retry_text(name: str, exc: pydantic.ValidationError) -> str:
             + f"\nFix the arguments and call {name!r} again.")
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def render_result(value: Any) -> str:
-    """Turn a tool's return value into the text the model sees (JSON unless it is a string)."""
+    """Turn a tool's return value into the text the model sees (JSON unless it is a string).
+
+    A lone surrogate (bytes decoded with 'surrogateescape') becomes U+FFFD: no store, hash or
+    request body can carry it, and the rest of the text is kept."""
     if isinstance(value, str):
-        return value
+        return _valid_text(value)
     if value is None:
         return "null"
     if isinstance(value, Path):
-        return str(value)
+        return _valid_text(str(value))
     try:
         return pydantic_core.to_json(value).decode()
     except pydantic_core.PydanticSerializationError:
         return repr(value)
+
+
+def _valid_text(text: str) -> str:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
+    return text
 
 
 @overload

@@ -232,3 +232,24 @@ def test_delegate_tool_naming_and_frozen_agent() -> None:
     assert boss.tool_definitions[0].parameters["required"] == ["task"]
     with pytest.raises(dataclasses.FrozenInstanceError):
         boss.instructions = "changed"  # type: ignore[misc]
+
+
+def test_text_that_is_not_valid_unicode_is_one_usage_error_and_the_agent_keeps_working() -> None:
+    """A lone surrogate (bytes decoded with 'surrogateescape') cannot be stored or hashed: the
+    task that carries it is refused with a UsageError; a tool's result is kept with U+FFFD."""
+
+    @tool
+    def raw_bytes() -> str:
+        """Return text decoded the wrong way."""
+        return b"caf\xe9".decode("utf-8", "surrogateescape")
+
+    agent = Agent(model=scripted([call("raw_bytes"), "done"]), tools=[raw_bytes])
+    with pytest.raises(UsageError, match="user message .* not valid Unicode") as info:
+        agent.start("bad \ud800 task")
+    assert "errors='replace'" in (info.value.hint or "")
+    # A tool's text keeps everything but the lone surrogate, which becomes U+FFFD.
+    result = agent.run("fine task")
+    assert result.status == "done"
+    state = agent.start("x").store.load_checkpoint(result.run_id).state
+    tool_parts = [p for m in state["messages"] if m["role"] == "tool" for p in m["parts"]]
+    assert [p["content"] for p in tool_parts] == ["caf\ufffd"]
