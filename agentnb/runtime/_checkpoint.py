@@ -14,9 +14,11 @@ Secrets: `state` and `payload` are stored verbatim, byte for byte, because repla
 back exactly what was recorded. They must already be redacted by the caller (the runtime
 redacts before it calls); this module never adds anything it was not given.
 
-Every method is synchronous and has an `a`-prefixed twin that runs it in a worker thread
-(`asyncio.to_thread`), so the event loop never waits on SQLite. Each thread has its own
-connection.
+Every method is synchronous. Its `a`-prefixed twin runs it in a worker thread
+(`asyncio.to_thread`), except the writes a step makes (`asave_checkpoint`, `arecord`): they go
+through the file's group commit (`agentnb.runtime._writer`), written on the caller's thread when
+one run steps and once per turn of the event loop when several do. Each thread has its own
+connection. Stop flags are in `agentnb.runtime._stops`.
 """
 
 from __future__ import annotations
@@ -28,7 +30,6 @@ import json
 import os
 import threading
 import time
-import weakref
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -36,11 +37,12 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from agentnb.core import StoreError, UsageError
 from agentnb.runtime._cache import _Database, _dumps, _home
 from agentnb.runtime._delta import FULL_EVERY, _fold
+from agentnb.runtime._stops import StopFlags
 from agentnb.tracing._shared import flush_needed, spans_writer
 
 if TYPE_CHECKING:
     import sqlite3
-    from collections.abc import Callable, Iterable, Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from agentnb.runtime._cache import AuditPart
 
@@ -169,7 +171,7 @@ _DAMAGED_HINT = (
 )
 
 
-class RunStore:
+class RunStore(StopFlags):
     """Checkpoints, recordings and stop flags of runs, in the `rt_*` tables of `traces.db`.
 
     Args:
@@ -194,12 +196,7 @@ class RunStore:
         # Finished spans go to disk in the checkpoints' transactions when the trace store is
         # this file (agentnb.tracing._shared): one commit per step, not one per step and batch.
         self._db.companion = functools.partial(spans_writer, self._db.path)
-        self.stop_cache_s = stop_cache_s
-        self._stops: dict[str, str] = {}
-        self._stops_read_at = float("-inf")
-        # The refresh of the flags in flight, per loop (`astop_reason`).
-        self._stops_refresh: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, asyncio.Task[None]] = weakref.WeakKeyDictionary()
+        self._init_stops(stop_cache_s)
         self._parents: dict[str, str | None] = {}
         # (status, agent, parent) last committed to the runs table, by run (see `_save_fn`).
         self._listed: dict[str, tuple[str, str, str | None]] = {}
@@ -409,67 +406,6 @@ class RunStore:
         except ValueError as exc:
             raise self._db.error(exc, "read a recording from") from None
 
-    # -- stop flags ----------------------------------------------------------------------------
-
-    def request_stop(self, target: str, reason: str = "stop_requested") -> None:
-        """Ask a run, or every run of a batch or parent run, to stop before its next step.
-
-        Works across processes (`agentnb stop RUN_ID`); seen at once in this process.
-        """
-        self._write(lambda c: c.execute(
-            "INSERT OR REPLACE INTO rt_stops (target, reason, requested_at) VALUES (?, ?, ?)",
-            (target, reason, time.time())))
-        self._stops = {**self._stops, target: reason}
-
-    def clear_stop(self, target: str) -> None:
-        """Remove a stop flag (before resuming a stopped run)."""
-        self._write(lambda c: c.execute("DELETE FROM rt_stops WHERE target = ?", (target,)))
-        self._stops = {k: v for k, v in self._stops.items() if k != target}
-
-    def stop_reason(self, run_id: str, *, also: Iterable[str] = ()) -> str | None:
-        """The reason a stop was requested for the run, or None.
-
-        A flag on the run, on any of `also` (a batch id, say), or on any ancestor run (via
-        the parents recorded in checkpoints) counts. The flags are read from the file at most
-        once per `stop_cache_s`; in between this is a dictionary look-up. When no flag is set
-        anywhere, which is the usual case, no ancestor is looked up.
-        """
-        if time.monotonic() - self._stops_read_at > self.stop_cache_s:
-            self._read_stops()
-        stops = self._stops
-        if not stops:
-            return None
-        for target in (run_id, *also):
-            if target in stops:
-                return stops[target]
-        seen = {run_id}
-        parent = self._parent(run_id)
-        while parent is not None and parent not in seen:
-            if parent in stops:
-                return stops[parent]
-            seen.add(parent)
-            parent = self._parent(parent)
-        return None
-
-    def _read_stops(self) -> None:
-        now = time.monotonic()
-        rows = self._read(lambda c: c.execute("SELECT target, reason FROM rt_stops").fetchall())
-        self._stops = dict(rows)
-        self._stops_read_at = now
-
-    def stop_requested(self, run_id: str, *, also: Iterable[str] = ()) -> bool:
-        """True when a stop was requested for the run (see `stop_reason`); cheap per step."""
-        return self.stop_reason(run_id, also=also) is not None
-
-    def _parent(self, run_id: str) -> str | None:
-        if run_id not in self._parents:
-            row = self._read(lambda c: c.execute(
-                "SELECT parent_run_id FROM rt_runs WHERE run_id = ?", (run_id,)).fetchone())
-            if row is None:
-                return None  # not checkpointed yet; ask again next time
-            self._parents[run_id] = row[0]
-        return self._parents[run_id]
-
     def close(self) -> None:
         """Close every connection; the store reopens on the next call."""
         self._db.close()
@@ -544,36 +480,6 @@ class RunStore:
     async def arecordings(self, run_id: str) -> list[Recording]:
         """Async twin of `recordings`."""
         return await asyncio.to_thread(self.recordings, run_id)
-
-    async def arequest_stop(self, target: str, reason: str = "stop_requested") -> None:
-        """Async twin of `request_stop`."""
-        await asyncio.to_thread(self.request_stop, target, reason)
-
-    async def aclear_stop(self, target: str) -> None:
-        """Async twin of `clear_stop`."""
-        await asyncio.to_thread(self.clear_stop, target)
-
-    async def astop_reason(self, run_id: str, *, also: Iterable[str] = ()) -> str | None:
-        """Async twin of `stop_reason`; answers on the loop while the cached flags are fresh.
-
-        When they are stale, one read refreshes them for every run of the loop that asks in
-        the meantime (at C=100 each expiry used to send every stepping run to a thread).
-        """
-        also = tuple(also)
-        if time.monotonic() - self._stops_read_at > self.stop_cache_s:
-            loop = asyncio.get_running_loop()
-            pending = self._stops_refresh.get(loop)
-            if pending is None or pending.done():
-                pending = loop.create_task(asyncio.to_thread(self._read_stops))
-                self._stops_refresh[loop] = pending
-            await asyncio.shield(pending)
-        if not self._stops:
-            return None
-        return await asyncio.to_thread(self.stop_reason, run_id, also=also)
-
-    async def astop_requested(self, run_id: str, *, also: Iterable[str] = ()) -> bool:
-        """Async twin of `stop_requested`; no thread hop while the cached flags are fresh."""
-        return await self.astop_reason(run_id, also=also) is not None
 
     async def aclose(self) -> None:
         """Async twin of `close`."""
