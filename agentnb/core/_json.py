@@ -72,7 +72,6 @@ def _refuse(obj: object) -> Any:
 
 
 _CANONICAL = _c_encoder(sort_keys=True, default=_default)
-_COMPACT = _c_encoder(sort_keys=False, default=_refuse)
 
 
 def canonical_json(obj: Any) -> str:
@@ -110,14 +109,8 @@ def compact_json(obj: Any) -> str:
     """
     try:
         return _orjson_dumps(obj, _refuse, _ORJSON_OPTIONS).decode()
-    except TypeError:
-        pass  # refused by orjson (or not JSON at all): the standard library decides
-    if _COMPACT is not None:
-        try:
-            return _COMPACT(obj)
-        except RecursionError:
-            pass  # a cycle: json.dumps names it
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    except TypeError:  # refused by orjson (or not JSON at all): the standard library decides
+        return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
 
 def loads_json(text: str | bytes) -> Any:  # Any: whatever the JSON holds
