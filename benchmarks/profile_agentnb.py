@@ -90,6 +90,8 @@ async def amain(a: argparse.Namespace, root: str) -> str:
         import pstats
 
         profiler.disable()
+        if a.pstats:
+            profiler.dump_stats(a.pstats)
         buf = io.StringIO()
         pstats.Stats(profiler, stream=buf).sort_stats(a.sort).print_stats(a.top)
         body = buf.getvalue()
@@ -112,6 +114,7 @@ def main() -> None:
     p.add_argument("--sort", default="tottime")
     p.add_argument("--top", type=int, default=45)
     p.add_argument("--out")
+    p.add_argument("--pstats", help="with --cprofile: also dump the raw stats to this file")
     serve_and_report(amain, p.parse_args())
 
 

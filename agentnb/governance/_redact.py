@@ -77,8 +77,10 @@ _PATTERNS: tuple[tuple[str, str], ...] = (
 _TRIGGERS = (
     "sk-", "akia", "asia", "agpa", "aida", "aroa", "ghp_", "gho_", "ghu_", "ghs_", "ghr_",
     "github_pat_", "xox", "eyj",
-    "authorization", "bearer", "key", "token", "secret", "passw",
+    "authorization", "bearer", "api_key", "api-key", "apikey", "token", "secret", "passw",
 )
+# Not a bare "key": it is in ordinary prose and in JSON such as `{"key": ...}`, and every
+# assignment keyword with it is an api key (listed) or a secret key (found by "secret").
 
 _MEMO_SIZE = 8192
 """Entries in each memo (short strings, dict keys); cleared when full or a secret is added."""

@@ -258,6 +258,37 @@ class BudgetScope:
         out["wall_s"] = min(walls) if walls else None
         return out
 
+    def left(self, key: str) -> Decimal | int | float | None:
+        """`remaining()[key]` for one limit, without building the whole dict.
+
+        Raises:
+            UsageError: `key` is not one of `remaining()`'s keys.
+
+        Example:
+            >>> scope = BudgetScope(Budget(usd=1, wall_s=60))
+            >>> scope.left("usd"), scope.left("tokens"), scope.left("wall_s") > 59
+            (Decimal('1'), None, True)
+        """
+        if key == "wall_s":
+            if not self._walls:
+                return None
+            now = time.monotonic()
+            return min(max(s.limits.wall_s - (now - s._started), 0.0)  # type: ignore[operator]
+                       for s in self._walls)
+        try:
+            i = _KEYS.index(key)
+        except ValueError:
+            msg = f"Budget limit {key!r} is not one of {[*_KEYS, 'wall_s']!r}."
+            raise UsageError(msg, hint="Use a key of `remaining()`.") from None
+        out: Decimal | int | None = None
+        with self._lock:
+            for s in self._chain:
+                for j, lim in s._checks:
+                    if j == i:
+                        left = max(lim - s._spent[i] - s._reserved[i], 0)
+                        out = left if out is None or left < out else out
+        return out
+
     def fraction_used(self) -> float:
         """The largest fraction of any limit used (spent + reserved, and wall time), over the chain.
 
@@ -371,7 +402,7 @@ class BudgetScope:
         reservation = self.reserve(
             usd=Decimal(usd), tokens=int(tokens), model_calls=int(model_calls),
             tool_calls=int(tool_calls), steps=int(steps), retries=int(retries))
-        left = self.remaining()["wall_s"]
+        left = self.left("wall_s")
         if left is not None and (limits.wall_s is None or limits.wall_s > left):
             # The allotment's own lock never sees this chain, so it inherits the wall time left.
             limits = limits.model_copy(update={"wall_s": float(left)})

@@ -215,7 +215,7 @@ async def _call(run: Run, span: trace.Span, messages: list[Message], key: str, *
     reservation.settle(usd=usage.usd, tokens=usage.total_tokens, model_calls=1)
     if usage.usd is None:
         _hooks.warn_unpriced(info.id)
-    left = run.scope.remaining()["usd"]
+    left = run.scope.left("usd")
     if left is not None:
         span.set_attribute(sc.AGENTNB_BUDGET_REMAINING_USD, float(left))
     # The rest of `request_info` is redacted already (system and tools once per agent, the

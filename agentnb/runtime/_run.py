@@ -289,7 +289,7 @@ class Run:
             raise RetriesExhausted(
                 f"Run {self.run_id!r} used up its retries ({self.retries}); last: {last_error}",
                 attempts=self.retries, last_error=last_error, run_id=self.run_id) from None
-        if self.scope.remaining()["retries"] is None and self.retries > DEFAULT_RETRIES:
+        if self.scope.left("retries") is None and self.retries > DEFAULT_RETRIES:
             raise RetriesExhausted(
                 f"Run {self.run_id!r} used {self.retries} retries, more than the default cap "
                 f"of {DEFAULT_RETRIES}; last: {last_error}",

@@ -100,7 +100,7 @@ async def run_step(run: Run, kind: StepKind, index: int, started_at: datetime,
         with trace.use_span(span, end_on_exit=False):
             try:
                 await preflight(run, index)
-                left = run.scope.remaining()["wall_s"] if run.scope else None
+                left = run.scope.left("wall_s") if run.scope else None
                 async with asyncio.timeout(None if left is None else float(left)):
                     if kind == "model":
                         step = await _modelstep.model_step(run, index, started_at, t0)

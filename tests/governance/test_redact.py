@@ -233,3 +233,24 @@ def test_long_texts_are_memoised_until_a_secret_is_added() -> None:
     kept = r._fast[4]
     assert kept[0] <= _redact._LONG_BUDGET
     assert sum(len(t) for t in kept[1]) == kept[0]
+
+
+
+_WORDS = ["api", "API", "Api", "key", "Key", "KEY", "secret", "Secret", "token", "Token",
+          "access", "refresh", "auth", "id", "client", "x-", "X-", "proxy-", "pass", "passwd",
+          "password", "authorization", "Authorization", "bearer", "Bearer", "apikey", "_", "-",
+          "sk-", "sk-proj-", "ghp_", "github_pat_", "xoxb-", "AKIA", "eyJ", "word", " "]
+_SEPS = ["=", ": ", ":", " = ", '": "', "' = '", " ", ""]
+_VALUES = ["abc12345", "Zx9_Zx9_Zx9_Zx9_Zx9_Zx9_", "0123456789ABCDEF0123", "Basic dXNlcjpw",
+           "eyJhbGciOi.eyJzdWIiOi.sig", "x"]
+_texts = st.tuples(st.text(max_size=6), st.lists(st.sampled_from(_WORDS), min_size=1, max_size=4),
+                   st.sampled_from(_SEPS), st.sampled_from(_VALUES), st.text(max_size=6))
+
+
+@given(_texts.map(lambda t: t[0] + "".join(t[1]) + t[2] + t[3] + t[4]))
+@settings(max_examples=1500)
+def test_the_trigger_probe_never_skips_a_match(text: str) -> None:
+    """The substring probe in front of the regex lets through every text the regex changes."""
+    regex = PLAIN._fast[0]
+    assert regex is not None
+    assert PLAIN.redact(text) == regex.sub(PLAIN._replace, text)

@@ -472,3 +472,23 @@ def test_the_same_budget_object_can_be_reentered() -> None:
     with cm as a, cm as b:
         assert b.parent is a
     assert current_scope() is None
+
+
+def test_left_is_remaining_for_one_key() -> None:
+    """`left(key)` agrees with `remaining()` on every key, through a chain with holds."""
+    nb = BudgetScope(Budget(usd=5, tokens=1000, wall_s=600), name="nb", kind="notebook")
+    run = nb.child("r", "run", Budget(usd=2, model_calls=3, retries=1))
+    held = run.reserve(usd=Decimal("0.5"), tokens=300, model_calls=1)
+    run.consume(retries=1)
+    whole = run.remaining()
+    for key, value in whole.items():
+        if key == "wall_s":
+            assert value is not None
+            assert abs(run.left(key) - value) < 1  # type: ignore[operator]
+        else:
+            assert run.left(key) == value, key
+    held.settle(usd=Decimal("0.25"), tokens=100)
+    assert run.left("usd") == Decimal("1.75")
+    assert BudgetScope().left("wall_s") is None
+    with pytest.raises(UsageError, match="'dollars' is not one of"):
+        run.left("dollars")
