@@ -334,6 +334,18 @@ class BudgetScope:
         with self._lock:
             return _summary(self._spent, self._unpriced, self.name)
 
+    def model_calls_made(self) -> int:
+        """Model calls settled or in flight in this scope, children included.
+
+        Example:
+            >>> scope = BudgetScope()
+            >>> held = scope.reserve(model_calls=1)
+            >>> scope.model_calls_made()
+            1
+        """
+        with self._lock:
+            return self._spent[2] + self._reserved[2]  # type: ignore[return-value]
+
     def reserved_summary(self) -> Spent:
         """What calls in flight hold in this scope."""
         with self._lock:

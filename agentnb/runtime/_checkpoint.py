@@ -417,10 +417,13 @@ class RunStore(StopFlags):
         parent_run_id: str | None = None,
         recordings: Sequence[tuple[RecordKind, str, int, Mapping[str, Any]]] = (),
         audit: AuditPart | None = None,
+        earlier: Sequence[tuple[int, str, str]] = (),
     ) -> None:
         """Async twin of `save_checkpoint` (group commit: concurrent runs share transactions).
 
-        `state` may be given as its JSON text already (`Run.state_json`).
+        `state` may be given as its JSON text already (`Run.state_json`). `earlier`
+        (`(step, state text, status)`) are checkpoints of the same run written first, in the
+        same transaction (a step that held its checkpoint for this one).
         `recordings` (`(kind, key, occurrence, payload)`, as `record` takes them) are written
         in the checkpoint's transaction, and `audit` (`(log, [(event, fields), ...])`) is
         appended just before it: everything a step leaves is written in one go. Runs use it
@@ -430,6 +433,9 @@ class RunStore(StopFlags):
         def prepare() -> Callable[[sqlite3.Connection], None]:
             self._check_version()
             writes = [self._record_fn(run_id, *r) for r in recordings]
+            writes += [self._save_fn(run_id, e_step, e_text, status=e_status, agent=agent,
+                                     parent_run_id=parent_run_id)
+                       for e_step, e_text, e_status in earlier]
             save = self._save_fn(run_id, step, state, status=status, agent=agent,
                                  parent_run_id=parent_run_id)
             if not writes:

@@ -11,11 +11,19 @@ cancelled before its checkpoint writes what it collected synchronously (`flush_s
 resumed run never pays twice for a model call or repeats a tool call it already made. The
 policy's decisions land in the audit log with the checkpoint of the step that proposed the
 calls, before the step that runs them.
+
+A step that only read can go one step further: a tools step whose calls all declare no effect
+beyond `read`, and that made no model call (no delegate, no agent inside a tool), hands its
+whole checkpoint to the journal (`hold`) when the run is driven to its end, and the next step's
+checkpoint writes both in one transaction and one audit append. A crash in between loses only
+calls that read, which the resumed run makes again; nothing is paid twice and no side effect is
+repeated. Every way out of a step that skips its checkpoint writes the held one first
+(`flush_sync`), and a run driven one `step()` at a time never holds.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -23,7 +31,20 @@ if TYPE_CHECKING:
 
     from agentnb.runtime._checkpoint import RecordKind, RunStore
 
-__all__ = ["StepJournal"]
+__all__ = ["HeldCheckpoint", "StepJournal"]
+
+Recording = tuple["RecordKind", str, int, "Mapping[str, Any]"]
+AuditRecord = tuple[str, dict[str, Any]]
+
+
+class HeldCheckpoint(NamedTuple):
+    """A step's checkpoint kept for the next step's transaction (see the module docstring)."""
+
+    step: int
+    text: str
+    status: str
+    recordings: list[Recording]
+    audits: list[AuditRecord]
 
 
 class StepJournal:
@@ -38,16 +59,20 @@ class StepJournal:
         (1, 1, True)
     """
 
-    __slots__ = ("_audits", "_recordings")
+    __slots__ = ("_audits", "_recordings", "held", "may_hold")
 
     def __init__(self) -> None:
-        self._recordings: list[tuple[RecordKind, str, int, Mapping[str, Any]]] = []
-        self._audits: list[tuple[str, dict[str, Any]]] = []
+        self._recordings: list[Recording] = []
+        self._audits: list[AuditRecord] = []
+        self.held: HeldCheckpoint | None = None
+        """The previous step's checkpoint, when it waits for this step's."""
+        self.may_hold = False
+        """Set by a step that only read and paid nothing; cleared as each step starts."""
 
     @property
     def empty(self) -> bool:
         """True when nothing waits for the checkpoint."""
-        return not self._recordings and not self._audits
+        return not self._recordings and not self._audits and self.held is None
 
     def record(self, kind: RecordKind, key: str, occurrence: int,
                payload: Mapping[str, Any]) -> None:
@@ -58,25 +83,33 @@ class StepJournal:
         """Keep audit records (redacted by the audit log when written)."""
         self._audits.extend(records)
 
-    def take(self) -> tuple[list[tuple[RecordKind, str, int, Mapping[str, Any]]],
-                            list[tuple[str, dict[str, Any]]]]:
+    def take(self) -> tuple[list[Recording], list[AuditRecord]]:
         """Hand over and forget what was kept: (recordings, audit records)."""
         out = self._recordings, self._audits
         self._recordings, self._audits = [], []
         return out
 
-    def flush_sync(self, store: RunStore, run_id: str, home: Path) -> None:
+    def flush_sync(self, store: RunStore, run_id: str, home: Path, *, agent: str,
+                   parent_run_id: str | None) -> None:
         """Write what was kept now, blocking: for a step that ends without its checkpoint.
 
         Called on the error path only (a failed or cancelled step), where an await could be
-        cancelled again; the audit records go first, as with a checkpoint.
+        cancelled again. A held checkpoint goes first, with its own records; the audit
+        records go before the rows, as with a checkpoint.
         """
         from agentnb.runtime import _hooks
 
+        held, self.held = self.held, None
         recordings, audits = self.take()
+        if held is not None:
+            recordings = held.recordings + recordings
+            audits = held.audits + audits
         try:
             if audits:
                 _hooks.audit_log(home).append_many(audits)
         finally:
             for kind, key, occurrence, payload in recordings:
                 store.record(run_id, kind, key, occurrence, payload)
+            if held is not None:
+                store.save_checkpoint(run_id, held.step, held.text, status=held.status,
+                                      agent=agent, parent_run_id=parent_run_id)

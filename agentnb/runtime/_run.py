@@ -128,6 +128,7 @@ class Run:
         self._span: trace.Span | None = None
         self._started: float | None = None
         self._busy = False
+        self._driving = False  # in `arun_to_end`: a step that only read may hold its checkpoint
         self._stop_flag = False
         self.children: list[Run] = []
         self.consult_recordings = False
@@ -486,8 +487,15 @@ class Run:
 
     async def arun_to_end(self, *, raise_on_stop: bool = False) -> RunResult:
         """Step until the run finishes (async twin of `run_to_end`)."""
-        while not self.finished:
-            await self.astep()
+        self._driving = True
+        try:
+            while not self.finished:
+                await self.astep()
+        finally:
+            self._driving = False
+            # A drive that ends between steps (cancelled, or a write that failed) leaves no
+            # checkpoint held in memory.
+            _stepping.flush_journal(self)
         if raise_on_stop and self._state == "stopped" and self.stop_error is not None:
             raise self.stop_error
         result = self.result

@@ -22,6 +22,7 @@ from agentnb.runtime import _hooks
 from agentnb.runtime._budget import BudgetScope
 from agentnb.runtime._delta import FULL_EVERY
 from agentnb.runtime._job import job_context
+from agentnb.runtime._journal import HeldCheckpoint
 from agentnb.runtime._state import dump_output, remaining_limits
 from agentnb.runtime._step import Step, StepKind
 from agentnb.runtime._tool import render_result
@@ -69,13 +70,11 @@ async def step_once(run: Run) -> Step:
     kind: StepKind = ("approval" if run._state == "awaiting_approval"
                       else "tools" if run.pending else "model")
     started_at, t0 = _now(), time.perf_counter()
+    run.journal.may_hold = False
     try:
         step = await run_step(run, kind, index, started_at, t0)
     except BaseException:
-        if not run.journal.empty:
-            # Failed or cancelled before its checkpoint: keep what the step paid for.
-            run.journal.flush_sync(run.store, run.run_id,
-                                   run.agent.resolved_settings.home)
+        flush_journal(run)
         raise
     run._steps.append(step)
     run._step_dumps.append(step_dump(run, step))
@@ -168,16 +167,30 @@ async def preflight(run: Run, index: int) -> None:
     run.scope.consume(steps=1)
 
 
+def flush_journal(run: Run) -> None:
+    """Write what the journal keeps (a held checkpoint, recordings, audit records) now: for a
+    step that failed or was cancelled before its checkpoint, and a drive that stopped."""
+    journal = run.journal
+    if not journal.empty and run.replay_source is None:
+        journal.flush_sync(run.store, run.run_id, run.agent.resolved_settings.home,
+                           agent=run.agent.agent_name, parent_run_id=run.parent_run_id)
+
+
 async def checkpoint(run: Run) -> bool:
     """Save the step's checkpoint; True for a run's last one when every span that ended
     before it is stored with it (see `RunStore.spans_ride_along` and `RIDE_SPANS`).
 
     The state goes whole at a run's first checkpoint in this process and every
     `FULL_EVERY` steps, as a delta on this run's previous checkpoint in between: the
-    history is written once, not again at every step."""
-    recordings, audits = run.journal.take()
+    history is written once, not again at every step.
+
+    While `arun_to_end` drives the run straight on to its next step, a step that only read
+    may hold its checkpoint for the next one (see `agentnb.runtime._journal`)."""
+    journal = run.journal
+    recordings, audits = journal.take()
     if run.replay_source is not None:
         return False
+    held, journal.held = journal.held, None
     home = run.agent.resolved_settings.home
     store = run.store
     step = len(run._steps)
@@ -186,15 +199,31 @@ async def checkpoint(run: Run) -> bool:
         text, full_at = run._state_text(saved[:3]), saved[3]
     else:
         text, full_at = run._state_text(None), step
+    saved_now = (step, len(run._message_dumps), len(run._step_dumps), full_at)
+    if (run._driving and held is None and journal.may_hold and not run.finished
+            and run._steps and run._steps[-1].kind == "tools"
+            and run._steps[-1].status == "ok"):
+        journal.held = HeldCheckpoint(step, text, run._state, recordings, audits)
+        run._saved = saved_now
+        return False
+    earlier: tuple[tuple[int, str, str], ...] = ()
+    if held is not None:
+        earlier = ((held.step, held.text, held.status),)
+        recordings = held.recordings + recordings
+        audits = held.audits + audits
     token = RIDE_SPANS.set(run.finished)  # see RIDE_SPANS: inline, only the last one
     try:
         await store.asave_checkpoint(
             run.run_id, step, text, status=run._state,
-            agent=run.agent.agent_name, parent_run_id=run.parent_run_id,
+            agent=run.agent.agent_name, parent_run_id=run.parent_run_id, earlier=earlier,
             recordings=recordings, audit=(_hooks.audit_log(home), audits) if audits else None)
+    except BaseException:
+        if held is not None:
+            journal.held = held  # not written: the error path writes it (`flush_journal`)
+        raise
     finally:
         RIDE_SPANS.reset(token)
-    run._saved = (step, len(run._message_dumps), len(run._step_dumps), full_at)
+    run._saved = saved_now
     return run.finished and store.spans_ride_along()
 
 

@@ -218,6 +218,7 @@ def _leaves(group: BaseException) -> list[BaseException]:
 async def tools_step(run: Run, index: int, started_at: datetime, t0: float) -> Step:
     """Run the pending calls concurrently (at most `max_concurrency` at a time)."""
     calls = list(run.pending)
+    run.journal.may_hold = True  # until a call records at once (see `_save`)
     plan = [(call, _tool_key(call)) for call in calls]
     plan_occ = [(call, key, run.next_occurrence("tool", key)) for call, key in plan]
     outcomes: list[tuple[ToolOutcome, bool, bool] | None] = [None] * len(calls)
@@ -371,6 +372,7 @@ async def _execute(run: Run, index: int, call: ToolCallPart, *, key: str, occurr
                                error_type="WorkspaceViolation"), False, False
     assert run.scope is not None
     reservation = run.scope.reserve(tool_calls=1)
+    calls_before = run.scope.model_calls_made()
     token = CURRENT_RUN.set(run)
     try:
         network = (contextlib.nullcontext() if policy is None or policy.network is None
@@ -382,8 +384,10 @@ async def _execute(run: Run, index: int, call: ToolCallPart, *, key: str, occurr
         CURRENT_RUN.reset(token)
         # The call ran (perhaps partly) whatever happened, so it counts.
         reservation.settle(tool_calls=1)
+    # A delegate, or an agent run inside the tool, paid for model calls under this run's scope.
+    paid = run.scope.model_calls_made() != calls_before
     await _save(run, index, call, key=key, occurrence=occurrence, outcome=outcome,
-                effects=tool.effects)
+                effects=tool.effects, paid=paid)
     return outcome, False, True
 
 
@@ -418,15 +422,18 @@ def _denied(entry: dict[str, Any]) -> str | None:
 
 
 async def _save(run: Run, index: int, call: ToolCallPart, *, key: str, occurrence: int,
-                outcome: ToolOutcome, effects: frozenset[str] = frozenset()) -> None:
-    """Record a call's outcome: at once when it had effects beyond `read` (so a crash before
-    the step's checkpoint cannot make a resumed run repeat it), else with the checkpoint."""
+                outcome: ToolOutcome, effects: frozenset[str] = frozenset(),
+                paid: bool = False) -> None:
+    """Record a call's outcome: at once when it had effects beyond `read` or paid for model
+    calls (so a crash before the step's checkpoint cannot make a resumed run repeat it or pay
+    again), else with the checkpoint."""
     if run.replay_source is not None:
         return
     payload = _hooks.redact_obj({"content": outcome.content, "status": outcome.status,
                                  "error_type": outcome.error_type, "step": index,
                                  "call": {"name": call.name, "arguments": _args(call)}})
-    if effects - {"read"}:
+    if paid or effects - {"read"}:
+        run.journal.may_hold = False
         await run.store.arecord(run.run_id, "tool", key, occurrence, payload)
     else:
         run.journal.record("tool", key, occurrence, payload)

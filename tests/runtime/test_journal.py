@@ -1,5 +1,6 @@
 """A step's recordings and audit records go out with its checkpoint, in one writer hop; a step
-that fails or is cancelled first still keeps them; effectful tools record at once."""
+that fails or is cancelled first still keeps them; effectful tools record at once; a step
+that only read holds its checkpoint for the next step's transaction."""
 
 from __future__ import annotations
 
@@ -73,8 +74,10 @@ def test_one_writer_hop_per_step(monkeypatch: pytest.MonkeyPatch) -> None:
     result = run.run_to_end()
     assert result.status == "done"
     assert [s.kind for s in result.steps] == ["model", "tools", "model"]
-    # Initial checkpoint + one per step; the audit records went with steps 1 and 2.
-    assert submits == [False, True, True, False]
+    # Initial checkpoint, step 1 (with the policy's records), then step 3 carrying the held
+    # checkpoint of the read-only tools step 2 and its tool results.
+    assert submits == [False, True, True]
+    assert run.store.checkpoint_steps(run.run_id) == [0, 1, 2, 3]
     kinds = sorted(r.kind for r in run.store.recordings(run.run_id))
     assert kinds == ["model", "model", "tool", "tool"]
     events = [r for r in audit.iter_records(_audit_path(agent)) if r.get("run_id") == run.run_id]

@@ -1,0 +1,220 @@
+"""A tools step that only read, and paid for no model call, holds its checkpoint for the next
+step's transaction while `run_to_end` drives the run; every other step writes its own, and
+every way out of a step writes what is held."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentnb.core import Message
+from agentnb.governance import Policy, audit
+from agentnb.models import FunctionInfo, FunctionModel
+from agentnb.runtime import Agent, Run, _writer, tool
+
+from ._helpers import call
+
+pytestmark = pytest.mark.timeout(60)
+
+ran: list[str] = []
+
+
+@tool(effects={"read"})
+def read_key(key: str) -> str:
+    """Read a key."""
+    ran.append(f"read {key}")
+    return f"value of {key}"
+
+
+@tool(effects={"write"})
+def write_key(key: str) -> str:
+    """Write a key."""
+    ran.append(f"write {key}")
+    return f"wrote {key}"
+
+
+def _model(tool_name: str) -> FunctionModel:
+    def fn(m: list[Message], info: FunctionInfo) -> object:
+        if not any(x.role == "tool" for x in m):
+            return [call(tool_name, "c1", key="a")]
+        return "done"
+
+    return FunctionModel(fn)
+
+
+def _submits(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the writes submitted; each entry is the number of checkpoint rows it carried."""
+    seen: list[int] = []
+    real = _writer._GroupCommit.submit  # pyright: ignore[reportPrivateUsage]
+
+    async def counting(self: Any, prepare: Any, action: str, audit_part: Any = None) -> Any:
+        seen.append(1)
+        return await real(self, prepare, action, audit_part)
+
+    monkeypatch.setattr(_writer._GroupCommit, "submit", counting)
+    return seen
+
+
+@pytest.mark.parametrize(("tool_name", "writes"), [("read_key", 3), ("write_key", 5)])
+def test_only_a_read_only_step_rides_the_next_write(monkeypatch: pytest.MonkeyPatch,
+                                                    tool_name: str, writes: int) -> None:
+    """Initial checkpoint, model step, tools step, final model step: a read-only tools step
+    is written with the final step (3 writes); a `write` tool's result is recorded as it
+    returns and its step written on its own (5). Every step has its checkpoint afterwards,
+    and the audit chain holds every record in order."""
+    seen = _submits(monkeypatch)
+    agent = Agent(model=_model(tool_name), tools=[read_key, write_key],
+                  policy=Policy(allow={"read", "write"}), name=f"held-{tool_name}")
+    run = agent.start("go")
+    assert run.run_to_end().status == "done"
+    assert len(seen) == writes
+    assert run.store.checkpoint_steps(run.run_id) == [0, 1, 2, 3]
+    assert run.store.load_checkpoint(run.run_id, 2).state["steps"][-1]["kind"] == "tools"
+    log = agent.resolved_settings.home / "audit" / "audit.jsonl"
+    events = [r["event"] for r in audit.iter_records(log) if r.get("run_id") == run.run_id]
+    assert events == [audit.TOOL_CALL_REQUESTED, audit.POLICY_DECISION, audit.TOOL_RESULT]
+    assert audit.verify(log).ok
+
+
+def test_stepping_by_hand_never_holds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`run.step()` writes every step's checkpoint before it returns."""
+    seen = _submits(monkeypatch)
+    run = Agent(model=_model("read_key"), tools=[read_key], name="held-by-hand").start("go")
+    run.step()
+    run.step()
+    assert len(seen) == 3
+    assert run.store.checkpoint_steps(run.run_id) == [0, 1, 2]
+    run.step()
+    assert run.finished
+
+
+def test_a_step_that_paid_for_a_delegate_records_at_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A delegate is an effect-free tool that pays for model calls: its result is recorded
+    the moment it returns and its step is written on its own."""
+    seen = _submits(monkeypatch)
+    helper = Agent(model=FunctionModel(lambda m, i: "helped"), name="held-helper")
+
+    def fn(m: list[Message], info: FunctionInfo) -> object:
+        if not any(x.role == "tool" for x in m):
+            return [call("delegate_held-helper", "d1", task="help")]
+        return "done"
+
+    parent = Agent(model=FunctionModel(fn), delegates=[helper], name="held-parent")
+    run = parent.start("go")
+    assert run.run_to_end().status == "done"
+    mine = [r for r in run.store.recordings(run.run_id) if r.kind == "tool"]
+    assert [r.payload["content"] for r in mine] == ["helped"]
+    # Parent: initial, model, the recording, tools, model (5); the child: initial and its
+    # one step (2).
+    assert len(seen) == 7
+
+
+def test_cancelling_the_next_step_writes_the_held_checkpoint() -> None:
+    """Cancelled while the model answers after a read-only step: the held checkpoint and the
+    tool's recording are written, so a resumed run does not read again."""
+    ran.clear()
+    gate = asyncio.Event()
+    calls = {"n": 0}
+
+    async def fn(m: list[Message], info: FunctionInfo) -> object:
+        calls["n"] += 1
+        if not any(x.role == "tool" for x in m):
+            return [call("read_key", "c1", key="a")]
+        await gate.wait()
+        return "done"
+
+    agent = Agent(model=FunctionModel(fn), tools=[read_key], name="held-cancel")
+    run = agent.start("go")
+
+    async def main() -> None:
+        task = asyncio.create_task(run.arun_to_end())
+        while calls["n"] < 2:  # noqa: ASYNC110 - polls the model's state
+            await asyncio.sleep(0.001)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert run.store.checkpoint_steps(run.run_id) == [0, 1, 2]
+    assert ran == ["read a"]
+    gate.set()
+    resumed = Run.load(run.run_id, agent=agent)
+    assert resumed.resume().status == "done"
+    assert ran == ["read a"]
+
+
+_CRASH = """
+import os, sys
+sys.path.insert(0, {tests!r})
+from agentnb.core import Message
+from agentnb.governance import Policy
+from agentnb.models import FunctionModel
+from agentnb.runtime import Agent, tool
+from runtime._helpers import call
+
+@tool(effects={{"read"}})
+def read_key(key: str) -> str:
+    '''Read a key.'''
+    with open({marks!r}, "a") as f:
+        f.write("read\\n")
+    return "value of " + key
+
+def fn(m, info):
+    if not any(x.role == "tool" for x in m):
+        return [call("read_key", "c1", key="a")]
+    os._exit(9)  # the process dies while the model answers after the read
+
+agent = Agent(model=FunctionModel(fn), tools=[read_key], policy=Policy(allow={{"read"}}),
+              name="held-crash")
+run = agent.start("go")
+print(run.run_id, flush=True)
+run.run_to_end()
+"""
+
+
+def test_a_crash_after_a_held_step_repeats_only_the_read(tmp_path: Path) -> None:
+    """Killed while the model answers: the held read-only step is lost, the newest checkpoint
+    is the step that proposed the call, and resuming reads once more and finishes; the audit
+    chain verifies."""
+    home = tmp_path / "home"
+    marks = tmp_path / "reads.txt"
+    tests = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "AGENTNB_HOME": str(home)}
+    proc = subprocess.run([sys.executable, "-c", _CRASH.format(tests=tests, marks=str(marks))],
+                          capture_output=True, text=True, env=env, timeout=60, check=False)
+    assert proc.returncode == 9, proc.stderr
+    run_id = proc.stdout.split()[0]
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {tests!r})
+        from agentnb.governance import Policy, audit
+        from agentnb.models import FunctionModel
+        from agentnb.runtime import Agent, Run, tool
+        from runtime._helpers import call
+
+        @tool(effects={{"read"}})
+        def read_key(key: str) -> str:
+            '''Read a key.'''
+            with open({str(marks)!r}, "a") as f:
+                f.write("read\\n")
+            return "value of " + key
+
+        agent = Agent(model=FunctionModel(lambda m, i: "done"), tools=[read_key],
+                      policy=Policy(allow={{"read"}}), name="held-crash")
+        run = Run.load({run_id!r}, agent=agent)
+        print(run.store.checkpoint_steps({run_id!r}))
+        print(run.resume().status)
+        print(audit.verify(run.agent.resolved_settings.home / "audit" / "audit.jsonl").ok)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         env=env, timeout=60, check=True).stdout.split("\n")
+    assert out[:3] == ["[0, 1]", "done", "True"]
+    assert marks.read_text().splitlines() == ["read", "read"]
