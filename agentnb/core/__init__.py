@@ -32,7 +32,7 @@ from agentnb.core._errors import (
     WorkspaceViolation,
 )
 from agentnb.core._ids import content_hash, new_id
-from agentnb.core._json import canonical_json, compact_json, loads_json
+from agentnb.core._json import canonical_json, compact_json, json_data, loads_json
 from agentnb.core._messages import (
     FinishReason,
     Message,
@@ -63,6 +63,7 @@ __all__ = [
     "FinishReason",
     "in_agentnb_loop",
     "JobFailed",
+    "json_data",
     "loads_json",
     "LoopDetected",
     "Message",

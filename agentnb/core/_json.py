@@ -2,20 +2,23 @@
 compact (checkpoints, recordings, span attributes, request bodies), and parsing.
 
 `canonical_json` must give the same text in every version (hashes of recorded requests and
-audit lines depend on it), so it stays on the standard library's encoder, built once. Compact
-text and parsing use orjson.
+audit lines depend on it), so it stays on the standard library's encoder, built once, except
+for data `json_data` has shown to hold no float: there orjson's sorted text is the same, byte
+for byte (escapes, key order and integers agree; floats are formatted differently), at a
+fifth of the cost. Compact text and parsing use orjson.
 """
 
 from __future__ import annotations
 
 import json
 import json.encoder
+import re
 from collections.abc import Callable
 from typing import Any
 
 import orjson
 
-__all__ = ["canonical_json", "compact_json", "loads_json"]
+__all__ = ["canonical_json", "compact_json", "json_data", "loads_json"]
 
 _orjson_dumps = orjson.dumps
 _orjson_loads = orjson.loads
@@ -74,13 +77,27 @@ def _refuse(obj: object) -> Any:
 _CANONICAL = _c_encoder(sort_keys=True, default=_default)
 
 
-def canonical_json(obj: Any) -> str:
+_SORTED = orjson.OPT_SORT_KEYS
+_FLOAT_TOKEN = re.compile(rb"[0-9][.eE]")
+"""Every float orjson writes has a digit followed by `.`, `e` or `E` (`1.0`, `1e-7`); a text
+without one holds no float (a match inside a string only sends the data the slow way)."""
+
+
+def canonical_json(obj: Any, *, floatless: bool = False) -> str:
     """Serialise to JSON with sorted keys and no spaces, so equal values give equal text.
+
+    `floatless=True` promises that `obj` is JSON data without a float (what `json_data`
+    reports): it is then written by orjson, with the same text.
 
     Example:
         >>> canonical_json({"b": 1, "a": [1, 2]})
         '{"a":[1,2],"b":1}'
     """
+    if floatless:
+        try:
+            return _orjson_dumps(obj, None, _SORTED).decode()
+        except TypeError:  # not plain data after all: the standard library writes it
+            pass
     if _CANONICAL is not None:
         try:
             return _CANONICAL(obj)
@@ -111,6 +128,27 @@ def compact_json(obj: Any) -> str:
         return _orjson_dumps(obj, _refuse, _ORJSON_OPTIONS).decode()
     except TypeError:  # refused by orjson (or not JSON at all): the standard library decides
         return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+def json_data(obj: Any) -> tuple[Any, bool]:  # Any: any JSON-like value in and out
+    """`obj` as plain JSON data, and True when that data certainly holds no float.
+
+    The data is what `loads_json(canonical_json(obj))` gives (objects the encoder does not know
+    become what `canonical_json` writes for them: a model's JSON dump, a sorted list for a set,
+    `str()` otherwise), except that NaN and infinities become None and a plain `Enum` member
+    its value. With True, `canonical_json(data, floatless=True)` is exact and fast.
+
+    Example:
+        >>> json_data({"n": 1, "tags": ("a", "b")})
+        ({'n': 1, 'tags': ['a', 'b']}, True)
+        >>> json_data({"x": 0.5})[1]
+        False
+    """
+    try:
+        text = _orjson_dumps(obj, _default, _ORJSON_OPTIONS)
+    except TypeError:  # integers over 64 bits, lone surrogates, a cycle: the standard library
+        return loads_json(canonical_json(obj)), False
+    return _orjson_loads(text), _FLOAT_TOKEN.search(text) is None
 
 
 def loads_json(text: str | bytes) -> Any:  # Any: whatever the JSON holds

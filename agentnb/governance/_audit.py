@@ -44,7 +44,7 @@ from agentnb.core import (
     Unset,
     UsageError,
     canonical_json,
-    loads_json,
+    json_data,
 )
 from agentnb.governance._redact import Redactor, default_redactor
 
@@ -148,14 +148,15 @@ def _head_text(seq: int, digest: str) -> str:
     return f'{{"hash":"{digest}","seq":{seq}}}\n'  # canonical JSON: a hex digest, an int
 
 
-def _halves(record: dict[str, Any]) -> tuple[str, str]:
+def _halves(record: dict[str, Any], floatless: bool = False) -> tuple[str, str]:
     """The canonical JSON of `record`'s keys before "hash" and after it, without braces.
 
     The chain's "event" sorts before "hash" and "prev", "seq", "ts" after, so neither half is
     empty, `{low,high}` is `canonical_json(record)` and `{low,"hash":...,high}` is the line
-    once the hash is in: one encode for both."""
-    low = canonical_json({k: v for k, v in record.items() if k < "hash"})
-    high = canonical_json({k: v for k, v in record.items() if k > "hash"})
+    once the hash is in: one encode for both. `floatless`: the record is JSON data without a
+    float (`json_data`), so the fast exact encoder writes it."""
+    low = canonical_json({k: v for k, v in record.items() if k < "hash"}, floatless=floatless)
+    high = canonical_json({k: v for k, v in record.items() if k > "hash"}, floatless=floatless)
     return low[1:-1], high[1:-1]
 
 
@@ -253,7 +254,7 @@ class AuditLog:
             AuditChainBroken: the head file is unreadable (the log was tampered with).
             StoreError: the log cannot be written.
         """
-        bodies: list[tuple[str, dict[str, Any]]] = []
+        bodies: list[tuple[str, dict[str, Any], bool]] = []
         for event, fields in records:
             if not isinstance(event, str) or not event:  # pyright: ignore[reportUnnecessaryIsInstance]
                 msg = f"Audit event must be a non-empty str, got {event!r}."
@@ -262,10 +263,12 @@ class AuditLog:
             if clash:
                 msg = f"Audit fields {sorted(clash)!r} are reserved for the chain."
                 raise UsageError(msg, hint="Rename the field, e.g. `tool_seq=`.")
-            body: dict[str, Any] = loads_json(canonical_json(dict(fields)))
+            # The fields as JSON data (what the line will say); redaction replaces strings
+            # only, and the chain adds strings and an int, so a float-free body stays so.
+            body, floatless = json_data(dict(fields))
             if self._redactor is not None:
                 body = self._redactor.redact_obj(body)
-            bodies.append((event, body))
+            bodies.append((event, body, floatless))
         if not bodies:
             return []
         out: list[dict[str, Any]] = []
@@ -282,10 +285,10 @@ class AuditLog:
                     seq, prev = self._tail(fd)
                 lines: list[str] = []
                 ts = datetime.now(UTC).isoformat()
-                for event, body in bodies:
+                for event, body, floatless in bodies:
                     seq += 1
                     record = {**body, "seq": seq, "ts": ts, "event": event, "prev": prev}
-                    low, high = _halves(record)
+                    low, high = _halves(record, floatless)
                     digest = hashlib.sha256(f"{prev}{{{low},{high}}}".encode()).hexdigest()
                     record["hash"] = digest
                     lines.append(f'{{{low},"hash":"{digest}",{high}}}\n')
