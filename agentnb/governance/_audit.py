@@ -31,6 +31,7 @@ import hashlib
 import json
 import os
 import threading
+import weakref
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -199,6 +200,48 @@ def _last_line(fd: int) -> bytes:
     return block.rstrip(b"\n")
 
 
+class _Fds:
+    """The log's and the head's descriptors, kept open between appends by one process.
+
+    Opening and closing both files was four of an append's ten system calls. The log's is
+    checked against the path under the lock at every append (a log moved away or replaced is
+    opened again), the head's is used only while the head is known to be the file it names,
+    and a forked child opens its own (a shared open file would share the `flock`)."""
+
+    __slots__ = ("head", "log", "log_id", "pid")
+
+    def __init__(self) -> None:
+        self.pid = 0
+        self.log = -1
+        self.log_id: tuple[int, int] = (0, 0)
+        self.head = -1
+
+    def mine(self) -> bool:
+        """True when the descriptors were opened by this process (else they are forgotten)."""
+        if self.pid == os.getpid():
+            return True
+        self.log = self.head = -1  # a forked child's copies: left to the parent
+        self.pid = os.getpid()
+        return False
+
+    def close_log(self) -> None:
+        if self.log >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.log)
+            self.log = -1
+
+    def close_head(self) -> None:
+        if self.head >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.head)
+            self.head = -1
+
+    def close(self) -> None:
+        if self.pid == os.getpid():
+            self.close_log()
+            self.close_head()
+
+
 class AuditLog:
     """An append-only, hash-chained JSONL audit log.
 
@@ -228,6 +271,8 @@ class AuditLog:
         self._lock = _thread_lock(self.path)
         # (log size, seq, hash, head stamp) right after this object's last append.
         self._known: tuple[int, int, str, tuple[int, int, int] | None] | None = None
+        self._fds = _Fds()
+        weakref.finalize(self, self._fds.close)
 
     def __repr__(self) -> str:
         return f"AuditLog({str(self.path)!r})"
@@ -273,14 +318,15 @@ class AuditLog:
             return []
         out: list[dict[str, Any]] = []
         try:
-            with self._locked() as fd:
-                size = os.fstat(fd).st_size
+            with self._locked() as (fd, size):
                 known = self._known
                 # Our own last append is still the end of the file and the head is the file we
                 # wrote (no other writer appended since, nobody edited the head): the tail is
                 # what we wrote, so it is not read back.
-                if known is not None and known[0] == size and known[3] == _stamp(self._head_file):
-                    seq, prev = known[1], known[2]
+                ours = (known is not None and known[0] == size
+                        and known[3] == _stamp(self._head_file))
+                if ours:
+                    seq, prev = known[1], known[2]  # type: ignore[index]
                 else:
                     seq, prev = self._tail(fd)
                 lines: list[str] = []
@@ -299,7 +345,8 @@ class AuditLog:
                 os.write(fd, data)
                 if self._fsync:
                     os.fsync(fd)
-                self._known = (size + len(data), seq, prev, self._write_head(seq, prev))
+                self._known = (size + len(data), seq, prev,
+                               self._write_head(seq, prev, reuse=ours))
         except OSError as exc:
             msg = f"Cannot append to audit log {str(self.path)!r}: {exc}."
             raise StoreError(msg, path=str(self.path),
@@ -315,19 +362,39 @@ class AuditLog:
         return _read_head(self.path) or (0, GENESIS)
 
     @contextlib.contextmanager
-    def _locked(self) -> Iterator[int]:
+    def _locked(self) -> Iterator[tuple[int, int]]:
+        """The log's descriptor, locked (thread lock and `flock`), and the log's size."""
         with self._lock:
+            fd, size = self._lock_log()
             try:
-                fd = os.open(self._file, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
-            except FileNotFoundError:  # the folder is created on the first append
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                fd = os.open(self._file, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                if fcntl is not None:
-                    fcntl.flock(fd, fcntl.LOCK_EX)
-                yield fd
+                yield fd, size
             finally:
-                os.close(fd)  # also releases the flock
+                if fcntl is not None:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _lock_log(self) -> tuple[int, int]:
+        fds = self._fds
+        fds.mine()
+        while True:
+            if fds.log < 0:
+                try:
+                    fd = os.open(self._file, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+                except FileNotFoundError:  # the folder is created on the first append
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                    fd = os.open(self._file, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+                st = os.fstat(fd)
+                fds.log, fds.log_id = fd, (st.st_dev, st.st_ino)
+            if fcntl is not None:
+                fcntl.flock(fds.log, fcntl.LOCK_EX)
+            try:
+                st = os.stat(self._file)
+            except FileNotFoundError:
+                st = None
+            if st is not None and (st.st_dev, st.st_ino) == fds.log_id:
+                return fds.log, st.st_size
+            # The path names another file now (moved away, deleted, replaced): open that one.
+            fds.close_log()  # also releases the flock
+            self._known = None
 
     def _tail(self, fd: int) -> tuple[int, str]:
         head = _read_head(self.path)
@@ -347,11 +414,17 @@ class AuditLog:
                     return int(record["seq"]), str(record["hash"])
         return head
 
-    def _write_head(self, seq: int, digest: str) -> tuple[int, int, int] | None:
-        """Write the head; return its stamp (see `_stamp`), None when it was renamed in."""
+    def _write_head(self, seq: int, digest: str, *, reuse: bool = False
+                    ) -> tuple[int, int, int] | None:
+        """Write the head; return its stamp (see `_stamp`), None when it was renamed in.
+
+        `reuse`: the head at the path is the one this object wrote last (its stamp matched),
+        so the kept descriptor still names it."""
         head = self._head_file
         text = _head_text(seq, digest).encode()
+        fds = self._fds
         if self._fsync:
+            fds.close_head()
             # Survives power loss: a complete new file, flushed, then renamed over the old one.
             tmp = f"{head}.{os.getpid()}.{threading.get_ident()}.tmp"
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -365,16 +438,20 @@ class AuditLog:
         # One write at offset 0 (a process that dies cannot tear it; `seq` only grows, so the
         # new text is never shorter than the old one written here): a fifth of the cost of a
         # temporary file and a rename, which dominated an append.
-        fd = os.open(head, os.O_WRONLY | os.O_CREAT, 0o644)
+        if not (reuse and fds.head >= 0 and fds.mine()):
+            fds.close_head()
+            fds.head = os.open(head, os.O_WRONLY | os.O_CREAT, 0o644)
+        fd = fds.head
         try:
             os.pwrite(fd, text, 0)
             st = os.fstat(fd)
             if st.st_size > len(text):
                 os.ftruncate(fd, len(text))
                 st = os.fstat(fd)
-            return st.st_ino, len(text), st.st_mtime_ns
-        finally:
-            os.close(fd)
+        except OSError:
+            fds.close_head()
+            raise
+        return st.st_ino, len(text), st.st_mtime_ns
 
 def _check(path: Path) -> AuditReport:
     def bad(line: int, records: int, problem: str) -> AuditReport:

@@ -292,6 +292,45 @@ def test_concurrent_appends_from_two_processes(tmp_path: Path) -> None:
     assert by_proc.count("p1") == by_proc.count("p2") == 60
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_appends_with_its_own_descriptors(tmp_path: Path) -> None:
+    """A log object that appended before a fork is used by parent and child at once: the
+    child opens its own file (a shared one would share the flock), so the chain holds."""
+    log = AuditLog(tmp_path / "a.jsonl", redactor=None)
+    log.append("x", who="parent", i=-1)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child's coverage is not collected
+        code = 0
+        try:
+            for i in range(400):
+                log.append("x", who="child", i=i)
+        except BaseException:
+            code = 1
+        os._exit(code)
+    for i in range(400):
+        log.append("x", who="parent", i=i)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    report = verify(log.path)
+    assert (report.ok, report.records) == (True, 801)
+
+
+def test_a_log_moved_away_between_appends_is_not_written_through_the_old_file(
+        tmp_path: Path) -> None:
+    """The log and head renamed away (rotated): the next append starts a new log at the
+    path; the moved files keep exactly what they had, and both chains verify."""
+    log = AuditLog(tmp_path / "a.jsonl", redactor=None)
+    log.append("x", i=1)
+    log.append("x", i=2)
+    os.replace(tmp_path / "a.jsonl", tmp_path / "old.jsonl")
+    os.replace(tmp_path / "a.jsonl.head", tmp_path / "old.jsonl.head")
+    assert log.append("x", i=3)["seq"] == 1
+    assert [r["i"] for r in iter_records(tmp_path / "old.jsonl")] == [1, 2]
+    assert [r["i"] for r in iter_records(log.path)] == [3]
+    assert verify(tmp_path / "old.jsonl").ok
+    assert verify(log.path).ok
+
+
 def test_public_module_surface() -> None:
     """`agentnb.governance.audit.verify` exists and the event names are stable strings."""
     assert audit.verify is verify
@@ -317,7 +356,8 @@ def test_two_writers_on_one_log_keep_one_chain(tmp_path: Path) -> None:
 
 _KEY = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=6).filter(
     lambda k: k not in ("seq", "ts", "event", "prev", "hash"))
-_VALUE = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+_VALUE = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8)
+                      | st.floats(allow_nan=False, allow_infinity=False),
                       lambda inner: st.lists(inner, max_size=3)
                       | st.dictionaries(st.text(max_size=4), inner, max_size=3), max_leaves=6)
 
