@@ -12,13 +12,14 @@ resumed run never pays twice for a model call or repeats a tool call it already 
 policy's decisions land in the audit log with the checkpoint of the step that proposed the
 calls, before the step that runs them.
 
-A step that only read can go one step further: a tools step whose calls all declare no effect
-beyond `read`, and that made no model call (no delegate, no agent inside a tool), hands its
-whole checkpoint to the journal (`hold`) when the run is driven to its end, and the next step's
-checkpoint writes both in one transaction and one audit append. A crash in between loses only
-calls that read, which the resumed run makes again; nothing is paid twice and no side effect is
-repeated. Every way out of a step that skips its checkpoint writes the held one first
-(`flush_sync`), and a run driven one `step()` at a time never holds.
+A checkpoint that guards nothing paid for can go one step further: the initial checkpoint
+(nothing done yet), and a tools step whose calls all declare no effect beyond `read` and that
+made no model call (no delegate, no agent inside a tool), are kept here (`held`) while the run
+is driven to its end, and the next step's checkpoint writes both in one transaction and one
+audit append. A crash in between loses only calls that read, which the resumed run makes
+again, or a run that had done nothing; nothing is paid twice and no side effect is repeated.
+Every way out of a step that skips its checkpoint writes the held one first (`flush_sync`),
+and a run driven one `step()` at a time never holds.
 """
 
 from __future__ import annotations

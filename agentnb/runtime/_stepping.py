@@ -176,6 +176,18 @@ def flush_journal(run: Run) -> None:
                            agent=run.agent.agent_name, parent_run_id=run.parent_run_id)
 
 
+def _may_hold(run: Run) -> bool:
+    """True when this checkpoint may wait for the next step's (see `agentnb.runtime._journal`):
+    the run is driven straight on, and it is the initial checkpoint (nothing done yet) or the
+    step only read and paid for nothing."""
+    if not run._driving or run.finished:
+        return False
+    if not run._steps:
+        return True
+    last = run._steps[-1]
+    return run.journal.may_hold and last.kind == "tools" and last.status == "ok"
+
+
 async def checkpoint(run: Run) -> bool:
     """Save the step's checkpoint; True for a run's last one when every span that ended
     before it is stored with it (see `RunStore.spans_ride_along` and `RIDE_SPANS`).
@@ -200,10 +212,9 @@ async def checkpoint(run: Run) -> bool:
     else:
         text, full_at = run._state_text(None), step
     saved_now = (step, len(run._message_dumps), len(run._step_dumps), full_at)
-    if (run._driving and held is None and journal.may_hold and not run.finished
-            and run._steps and run._steps[-1].kind == "tools"
-            and run._steps[-1].status == "ok"):
+    if held is None and _may_hold(run):
         journal.held = HeldCheckpoint(step, text, run._state, recordings, audits)
+        store.remember_parent(run.run_id, run.parent_run_id)
         run._saved = saved_now
         return False
     earlier: tuple[tuple[int, str, str], ...] = ()

@@ -99,6 +99,11 @@ class StopFlags:
         """True when a stop was requested for the run (see `stop_reason`); cheap per step."""
         return self.stop_reason(run_id, also=also) is not None
 
+    def remember_parent(self, run_id: str, parent_run_id: str | None) -> None:
+        """Note a run's parent before its first checkpoint is written (a stop asked of the
+        parent then reaches it at once in this process)."""
+        self._parents[run_id] = parent_run_id
+
     def _parent(self, run_id: str) -> str | None:
         if run_id not in self._parents:
             row = self._read(lambda c: c.execute(

@@ -1,6 +1,6 @@
-"""A tools step that only read, and paid for no model call, holds its checkpoint for the next
-step's transaction while `run_to_end` drives the run; every other step writes its own, and
-every way out of a step writes what is held."""
+"""While `run_to_end` drives a run, its initial checkpoint and a tools step that only read (and
+paid for no model call) hold their checkpoint for the next step's transaction; every other
+step writes its own, and every way out of a step writes what is held."""
 
 from __future__ import annotations
 
@@ -62,13 +62,14 @@ def _submits(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return seen
 
 
-@pytest.mark.parametrize(("tool_name", "writes"), [("read_key", 3), ("write_key", 5)])
+@pytest.mark.parametrize(("tool_name", "writes"), [("read_key", 2), ("write_key", 4)])
 def test_only_a_read_only_step_rides_the_next_write(monkeypatch: pytest.MonkeyPatch,
                                                     tool_name: str, writes: int) -> None:
-    """Initial checkpoint, model step, tools step, final model step: a read-only tools step
-    is written with the final step (3 writes); a `write` tool's result is recorded as it
-    returns and its step written on its own (5). Every step has its checkpoint afterwards,
-    and the audit chain holds every record in order."""
+    """Initial checkpoint, model step, tools step, final model step: the initial checkpoint
+    rides the first step's write and a read-only tools step the final step's (2 writes); a
+    `write` tool's result is recorded as it returns and its step written on its own (4).
+    Every step has its checkpoint afterwards, and the audit chain holds every record in
+    order."""
     seen = _submits(monkeypatch)
     agent = Agent(model=_model(tool_name), tools=[read_key, write_key],
                   policy=Policy(allow={"read", "write"}), name=f"held-{tool_name}")
@@ -112,9 +113,9 @@ def test_a_step_that_paid_for_a_delegate_records_at_once(
     assert run.run_to_end().status == "done"
     mine = [r for r in run.store.recordings(run.run_id) if r.kind == "tool"]
     assert [r.payload["content"] for r in mine] == ["helped"]
-    # Parent: initial, model, the recording, tools, model (5); the child: initial and its
-    # one step (2).
-    assert len(seen) == 7
+    # Parent: initial with the model step, the recording, tools, model (4); the child: its
+    # initial checkpoint with its one step (1).
+    assert len(seen) == 5
 
 
 def test_cancelling_the_next_step_writes_the_held_checkpoint() -> None:
@@ -218,3 +219,41 @@ def test_a_crash_after_a_held_step_repeats_only_the_read(tmp_path: Path) -> None
                          env=env, timeout=60, check=True).stdout.split("\n")
     assert out[:3] == ["[0, 1]", "done", "True"]
     assert marks.read_text().splitlines() == ["read", "read"]
+
+
+def test_a_first_step_that_raises_writes_the_held_initial_checkpoint() -> None:
+    """The model's code raises on the first call: the run fails, and its initial checkpoint
+    (held for step 1's write) is on disk, so the run is listed and can be loaded."""
+
+    def fn(m: list[Message], info: FunctionInfo) -> object:
+        raise RuntimeError("model code broke")
+
+    agent = Agent(model=FunctionModel(fn), name="held-first-fails")
+    run = agent.start("go")
+    with pytest.raises(RuntimeError, match="model code broke"):
+        run.run_to_end()
+    assert run.store.checkpoint_steps(run.run_id) == [0]
+    assert run.run_id in [r.run_id for r in run.store.list_runs()]
+    assert Run.load(run.run_id, agent=agent).state == "ready"
+
+
+def test_a_stop_asked_of_the_parent_reaches_a_child_before_its_first_write() -> None:
+    """A child run's initial checkpoint is held, yet a stop requested for its parent is seen
+    for the child at once: the store knows the parent in memory."""
+    from agentnb.runtime import _stepping
+
+    agent = Agent(model=FunctionModel(lambda m, i: "done"), name="held-stop")
+    child = Run(agent, "help", parent_run_id="run_parent_of_held")
+    child._driving = True  # as inside `arun_to_end`
+
+    async def hold() -> None:
+        await _stepping.checkpoint(child)
+
+    asyncio.run(hold())
+    assert child.journal.held is not None
+    assert child.store.checkpoint_steps(child.run_id) == []
+    child.store.request_stop("run_parent_of_held")
+    assert child.store.stop_requested(child.run_id)
+    child._driving = False
+    _stepping.flush_journal(child)
+    assert child.store.checkpoint_steps(child.run_id) == [0]

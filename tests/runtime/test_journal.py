@@ -74,9 +74,9 @@ def test_one_writer_hop_per_step(monkeypatch: pytest.MonkeyPatch) -> None:
     result = run.run_to_end()
     assert result.status == "done"
     assert [s.kind for s in result.steps] == ["model", "tools", "model"]
-    # Initial checkpoint, step 1 (with the policy's records), then step 3 carrying the held
-    # checkpoint of the read-only tools step 2 and its tool results.
-    assert submits == [False, True, True]
+    # Step 1 with the held initial checkpoint and the policy's records, then step 3 carrying
+    # the held checkpoint of the read-only tools step 2 and its tool results.
+    assert submits == [True, True]
     assert run.store.checkpoint_steps(run.run_id) == [0, 1, 2, 3]
     kinds = sorted(r.kind for r in run.store.recordings(run.run_id))
     assert kinds == ["model", "model", "tool", "tool"]
