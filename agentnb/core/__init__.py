@@ -31,7 +31,7 @@ from agentnb.core._errors import (
     WallTimeExceeded,
     WorkspaceViolation,
 )
-from agentnb.core._ids import content_hash, new_id
+from agentnb.core._ids import content_hash, current_pid, new_id
 from agentnb.core._json import canonical_json, compact_json, json_data, loads_json
 from agentnb.core._messages import (
     FinishReason,
@@ -60,6 +60,7 @@ __all__ = [
     "ConfigError",
     "content_hash",
     "CostUnknownWarning",
+    "current_pid",
     "FinishReason",
     "in_agentnb_loop",
     "JobFailed",
@@ -96,8 +97,8 @@ __all__ = [
     "ToolFailed",
     "ToolResultPart",
     "UnexpectedModelOutput",
-    "UNSET",
     "Unset",
+    "UNSET",
     "Usage",
     "UsageError",
     "WallTimeExceeded",

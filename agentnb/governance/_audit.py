@@ -45,6 +45,7 @@ from agentnb.core import (
     Unset,
     UsageError,
     canonical_json,
+    current_pid,
     json_data,
 )
 from agentnb.governance._redact import Redactor, default_redactor
@@ -218,10 +219,10 @@ class _Fds:
 
     def mine(self) -> bool:
         """True when the descriptors were opened by this process (else they are forgotten)."""
-        if self.pid == os.getpid():
+        if self.pid == current_pid():
             return True
         self.log = self.head = -1  # a forked child's copies: left to the parent
-        self.pid = os.getpid()
+        self.pid = current_pid()
         return False
 
     def close_log(self) -> None:
@@ -237,7 +238,7 @@ class _Fds:
             self.head = -1
 
     def close(self) -> None:
-        if self.pid == os.getpid():
+        if self.pid == current_pid():
             self.close_log()
             self.close_head()
 

@@ -16,14 +16,20 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import os
 import sqlite3
 import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from agentnb.core import StoreError, UsageError, compact_json, content_hash, resolve
+from agentnb.core import (
+    StoreError,
+    UsageError,
+    compact_json,
+    content_hash,
+    current_pid,
+    resolve,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -92,7 +98,7 @@ class _Database:
         self._write_lock = threading.Lock()
         self._ready = False
         self._generation = 0
-        self._pid = os.getpid()
+        self._pid = current_pid()
         self._writer: _GroupCommit | None = None
         self.companion: Callable[[], AbstractContextManager[PendingSpans | None]] | None = None
         """Other rows for this file's group commits (the run store: finished spans)."""
@@ -129,13 +135,13 @@ class _Database:
 
     def conn(self) -> sqlite3.Connection:
         local = self._local
-        if getattr(local, "generation", None) == self._generation and self._pid == os.getpid():
+        if getattr(local, "generation", None) == self._generation and self._pid == current_pid():
             return local.conn
         with self._lock:
-            if self._pid != os.getpid():
+            if self._pid != current_pid():
                 # A forked child must not use the parent's connections (SQLite forbids it);
                 # abandon them without closing, which would disturb the parent's locks.
-                self._pid = os.getpid()
+                self._pid = current_pid()
                 self._conns = []
                 self._ready = False
                 self._generation += 1
@@ -211,12 +217,12 @@ class _Database:
 
     def _group(self) -> _GroupCommit:
         group = self._writer
-        if group is None or group.pid != os.getpid():
+        if group is None or group.pid != current_pid():
             from agentnb.runtime._writer import _GroupCommit
 
             with self._lock:
                 group = self._writer
-                if group is None or group.pid != os.getpid():
+                if group is None or group.pid != current_pid():
                     group = self._writer = _GroupCommit(self)
         return group
 
@@ -224,7 +230,7 @@ class _Database:
         with self._lock:
             conns, self._conns = self._conns, []
             self._generation += 1
-            if self._pid == os.getpid():
+            if self._pid == current_pid():
                 for conn in conns:
                     conn.close()
 

@@ -15,11 +15,10 @@ import asyncio
 import collections
 import contextlib
 import contextvars
-import os
 import threading
 from typing import TYPE_CHECKING, Any
 
-from agentnb.core import UsageError
+from agentnb.core import UsageError, current_pid
 
 if TYPE_CHECKING:
     import sqlite3
@@ -100,7 +99,7 @@ class _GroupCommit:
 
     def __init__(self, db: _Database) -> None:
         self.db = db
-        self.pid = os.getpid()
+        self.pid = current_pid()
         self._items: collections.deque[_Item] = collections.deque()
         # Guards `_items`, `_thread` and `_busy`; the writer waits on it for work.
         self._cv = threading.Condition(threading.Lock())

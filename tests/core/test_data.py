@@ -129,3 +129,21 @@ def test_bad_settings_name_their_source(tmp_path: Path) -> None:
         resolve(env={}, cwd=tmp_path)
     with pytest.raises(ConfigError, match="AGENTNB_TRACE"):
         resolve(env={"AGENTNB_TRACE": "maybe"}, cwd=Path("/"))
+
+
+def test_current_pid_follows_a_fork() -> None:
+    """`current_pid` is set again in a forked child."""
+    import os
+
+    import pytest
+
+    from agentnb.core import current_pid
+
+    if not hasattr(os, "fork"):
+        pytest.skip("needs fork")
+    assert current_pid() == os.getpid()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child's coverage is not collected
+        os._exit(0 if current_pid() == os.getpid() != os.getppid() else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -59,3 +59,4 @@ def test_json_data_edges() -> None:
     text = "key 1.5 and 2e9 inside text"
     assert json_data({"t": text}) == ({"t": text}, False)  # a float-like string: the slow path
     assert canonical_json({"t": text}, floatless=True) == _stdlib({"t": text})
+
