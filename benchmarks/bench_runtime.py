@@ -86,8 +86,9 @@ async def _batch(agent: Any, n: int, *, shared: bool) -> float:
     return _cpu() - c0
 
 
-_TIMED = {"BudgetScope": ("reserve", "consume", "charge", "check_wall", "remaining",
-                          "fraction_used", "wrap_up_due", "child", "grant", "close"),
+_TIMED = {"BudgetScope": ("reserve", "consume", "charge", "check_wall", "remaining", "left",
+                          "model_calls_made", "fraction_used", "wrap_up_due", "child", "grant",
+                          "close"),
           "Reservation": ("settle", "settle_usage", "release")}
 """The budget's methods the runtime calls per step, call and run (timed in place)."""
 

@@ -70,6 +70,10 @@ __all__ = [
 ]
 
 
+_COUNTS = range(1, 6)
+"""The counters besides USD: tokens, model calls, tool calls, steps, retries."""
+
+
 class BudgetScope:
     """A node in the budget tree with atomic reservations checked up the whole chain.
 
@@ -171,24 +175,28 @@ class BudgetScope:
             msg = f"Cannot reserve a negative amount: {dict(zip(_KEYS, amounts, strict=True))!r}."
             raise UsageError(msg)
         with self._lock:
-            if self._closed:
-                raise self._closed_error()
-            if self._walls:
-                now = time.monotonic()
-                for s in self._walls:
-                    elapsed = now - s._started
-                    if elapsed > s.limits.wall_s:  # type: ignore[operator]
-                        raise _wall_error(s, elapsed)
-            for s in self._chain:
-                sp, rs = s._spent, s._reserved
-                for i, lim in s._checks:
-                    if sp[i] + rs[i] + amounts[i] > lim:
-                        raise _exceeded(s, i, lim, amounts[i])
+            self._admit(amounts)
             for s in self._chain:
                 rs = s._reserved
                 for i in nz:
                     rs[i] += amounts[i]
         return Reservation(self, amounts, nz, unpriced=unpriced)
+
+    def _admit(self, amounts: list[Amount]) -> None:
+        """Raise unless `amounts` fit in every scope of the chain (the lock is held)."""
+        if self._closed:
+            raise self._closed_error()
+        if self._walls:
+            now = time.monotonic()
+            for s in self._walls:
+                elapsed = now - s._started
+                if elapsed > s.limits.wall_s:  # type: ignore[operator]
+                    raise _wall_error(s, elapsed)
+        for s in self._chain:
+            sp, rs = s._spent, s._reserved
+            for i, lim in s._checks:
+                if sp[i] + rs[i] + amounts[i] > lim:
+                    raise _exceeded(s, i, lim, amounts[i])
 
     def consume(self, *, tokens: int = 0, model_calls: int = 0, tool_calls: int = 0,
                 steps: int = 0, retries: int = 0, usd: Decimal | None = _ZERO) -> Settlement:
@@ -199,8 +207,21 @@ class BudgetScope:
             >>> scope.consume(steps=1).ok
             True
         """
-        return self.reserve(usd=usd, tokens=tokens, model_calls=model_calls,
-                            tool_calls=tool_calls, steps=steps, retries=retries).settle()
+        if usd is not _ZERO or tokens < 0 or model_calls < 0 or tool_calls < 0 or steps < 0 \
+                or retries < 0:
+            return self.reserve(usd=usd, tokens=tokens, model_calls=model_calls,
+                                tool_calls=tool_calls, steps=steps, retries=retries).settle()
+        # Counts only (a step, a tool call, a retry): checked and recorded under one lock,
+        # with no reservation in between (what reserve-then-settle would leave, in half).
+        amounts: list[Amount] = [_ZERO, tokens, model_calls, tool_calls, steps, retries]
+        with self._lock:
+            self._admit(amounts)
+            for s in self._chain:
+                sp = s._spent
+                for i in _COUNTS:
+                    if amounts[i]:
+                        sp[i] += amounts[i]
+        return _CLEAN
 
     def charge(self, *, usd: Decimal | None = _ZERO, tokens: int = 0, model_calls: int = 0,
                tool_calls: int = 0, steps: int = 0, retries: int = 0) -> Settlement:

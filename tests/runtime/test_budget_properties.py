@@ -192,3 +192,39 @@ def test_eight_threads_never_overspend() -> None:
     assert sum(r.spent_summary().usd for r in runs) == total.usd
     assert nb.reserved_summary().tokens == 0
     assert nb.remaining()["usd"] < Decimal("0.005")  # the limit was reached, not just approached
+
+
+_COUNTS = ("tokens", "model_calls", "tool_calls", "steps", "retries")
+
+
+@given(st.lists(st.tuples(st.sampled_from(_COUNTS), st.integers(0, 6), st.booleans()),
+                max_size=30))
+@settings(max_examples=150)
+def test_consume_is_reserve_then_settle(ops: list[tuple[str, int, bool]]) -> None:
+    """`consume` of counts (its one-lock path) leaves every scope of a chain exactly as
+    reserving and settling the same amounts would, and refuses exactly the same calls."""
+
+    def chain() -> BudgetScope:
+        root = BudgetScope(Budget(tokens=40, model_calls=9, tool_calls=9, steps=12, retries=3),
+                           name="nb", kind="notebook")
+        return root.child("run", "run", Budget(tokens=30, steps=10, tool_calls=7))
+
+    fast, slow = chain(), chain()
+    for key, n, on_root in ops:
+        outcomes = []
+        for scope, how in ((fast, "consume"), (slow, "pair")):
+            target = scope.parent if on_root and scope.parent is not None else scope
+            try:
+                if how == "consume":
+                    target.consume(**{key: n})
+                else:
+                    target.reserve(**{key: n}).settle()
+                outcomes.append("ok")
+            except BudgetExceeded as exc:
+                outcomes.append(str(exc))
+        assert outcomes[0] == outcomes[1]
+        for a, b in ((fast, slow), (fast.parent, slow.parent)):
+            assert a is not None
+            assert b is not None
+            assert a.spent_summary() == b.spent_summary()
+            assert a.reserved_summary() == b.reserved_summary()
