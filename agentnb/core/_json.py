@@ -79,8 +79,15 @@ _CANONICAL = _c_encoder(sort_keys=True, default=_default)
 
 _SORTED = orjson.OPT_SORT_KEYS
 _FLOAT_TOKEN = re.compile(rb"[0-9][.eE]")
-"""Every float orjson writes has a digit followed by `.`, `e` or `E` (`1.0`, `1e-7`); a text
-without one holds no float (a match inside a string only sends the data the slow way)."""
+"""Every float orjson writes has a digit followed by `.`, `e` or `E` (`1.0`, `1e-7`)."""
+
+
+def _has_float(text: bytes) -> bool:
+    """True when orjson's `text` may hold a float: a float token outside the strings (found
+    by splitting at the quotes; a text with an escaped quote is taken to hold one)."""
+    if b'\\"' in text:
+        return True
+    return _FLOAT_TOKEN.search(b"".join(text.split(b'"')[0::2])) is not None
 
 
 def canonical_json(obj: Any, *, floatless: bool = False) -> str:
@@ -148,7 +155,7 @@ def json_data(obj: Any) -> tuple[Any, bool]:  # Any: any JSON-like value in and 
         text = _orjson_dumps(obj, _default, _ORJSON_OPTIONS)
     except TypeError:  # integers over 64 bits, lone surrogates, a cycle: the standard library
         return loads_json(canonical_json(obj)), False
-    return _orjson_loads(text), _FLOAT_TOKEN.search(text) is None
+    return _orjson_loads(text), not _has_float(text)
 
 
 def loads_json(text: str | bytes) -> Any:  # Any: whatever the JSON holds

@@ -56,7 +56,10 @@ def test_json_data_edges() -> None:
     assert not floatless
     assert json_data({"x": math.nan, "y": [math.inf]}) == ({"x": None, "y": [None]}, True)
     assert json_data({"d": Decimal(7), "s": {3, 1}}) == ({"d": "7", "s": [1, 3]}, True)
-    text = "key 1.5 and 2e9 inside text"
-    assert json_data({"t": text}) == ({"t": text}, False)  # a float-like string: the slow path
+    text = "key 1.5 and 2e9 inside text, run_0d3e"
+    assert json_data({"t": text}) == ({"t": text}, True)  # numbers inside strings are text
     assert canonical_json({"t": text}, floatless=True) == _stdlib({"t": text})
+    quoted = 'say "1.5"'
+    assert json_data({"q": quoted, "n": 1}) == ({"q": quoted, "n": 1}, False)  # escaped quotes:
+    # taken to hold a float (the slow way), which is always safe
 
