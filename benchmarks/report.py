@@ -76,8 +76,9 @@ def targets(peers: dict[str, Any] | None, runtime: dict[str, Any] | None,
             # The interleaved pairs cancel this VM's drift; the single-run table is kept as a note.
             values = sorted(paired)
             ratio = statistics.median(values)
+            where = "ratios_seq.md" if sc == "seq_c1" else "ratios.md"
             note = (f"median of {len(values)} interleaved pairs (range {values[0]:.2f}-"
-                    f"{values[-1]:.2f}x, `results/ratios.md`); one-run table: {note}")
+                    f"{values[-1]:.2f}x, `results/{where}`); one-run table: {note}")
         add(f"CPU/call vs raw httpx2 loop, {sc} (tracing+budget+policy on)", ratio, "<= 1.5x",
             None if ratio is None else ratio <= 1.5, note)
     a, p = _cell(cells, "conc_c100", "agentnb"), _cell(cells, "conc_c100", "pydantic_ai")
@@ -152,7 +153,12 @@ def main() -> int:
     jobs = _load("jobs.json") or (None if jobs_text is None else {
         "run_overhead_pct": _num(jobs_text, r"overhead ([+-]?[\d.]+)%"),
         "batch_scaling_2w": _num(jobs_text, r"speed-up ([\d.]+)x")})
-    rows = targets(peers, runtime, trace_text, jobs, _load("ratios.json"))
+    ratios = _load("ratios.json") or {}
+    seq = _load("ratios_seq.json")  # seq_c1's pairs, run on their own with more repeats
+    if seq:
+        ratios = {"all_runs": [r for r in ratios.get("all_runs", [])
+                               if r.get("scenario") != "seq_c1"] + seq.get("all_runs", [])}
+    rows = targets(peers, runtime, trace_text, jobs, ratios)
     md = ["# agentnb benchmarks", "",
           f"Generated {time.strftime('%Y-%m-%d %H:%M:%S')} by `bash benchmarks/run_all.sh` "
           f"(one command, every figure from the same run on this machine). See "

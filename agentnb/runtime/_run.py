@@ -322,11 +322,17 @@ class Run:
 
     def state_dict(self) -> dict[str, Any]:
         """The run's state as JSON-able data (what each checkpoint holds)."""
-        # Messages and steps were redacted once, as they were appended; the rest is small.
-        small = _hooks.redact_obj({
-            "pending": [c.model_dump(mode="json") for c in self.pending],
-            "decisions": self.decisions, "sticky": self.sticky,
-            "output": dump_output(self.output), "error": self.error, "task": self.task})
+        # Messages and steps were redacted once, as they were appended; the rest is small, and
+        # after most steps empty (only what is there is walked).
+        redact_obj = _hooks.redact_obj
+        small: dict[str, Any] = {
+            "pending": redact_obj([c.model_dump(mode="json") for c in self.pending])
+            if self.pending else [],
+            "decisions": redact_obj(self.decisions) if self.decisions else {},
+            "sticky": redact_obj(self.sticky) if self.sticky else {},
+            "output": None if self.output is None else redact_obj(dump_output(self.output)),
+            "error": None if self.error is None else _hooks.redact(self.error),
+            "task": _hooks.redact(self.task)}
         # The loop detector's counts change at model steps only: redacted again when they do.
         loop, epoch = self.loop.to_dict(), _hooks.redaction_epoch()
         kept = self._loop_dump

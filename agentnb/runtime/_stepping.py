@@ -100,13 +100,17 @@ async def run_step(run: Run, kind: StepKind, index: int, started_at: datetime,
             try:
                 await preflight(run, index)
                 left = run.scope.left("wall_s") if run.scope else None
-                async with asyncio.timeout(None if left is None else float(left)):
-                    if kind == "model":
-                        step = await _modelstep.model_step(run, index, started_at, t0)
-                    elif kind == "tools":
-                        step = await _toolstep.tools_step(run, index, started_at, t0)
-                    else:
-                        step = await _toolstep.approval_step(run, index, started_at, t0)
+                if kind == "model":
+                    work = _modelstep.model_step(run, index, started_at, t0)
+                elif kind == "tools":
+                    work = _toolstep.tools_step(run, index, started_at, t0)
+                else:
+                    work = _toolstep.approval_step(run, index, started_at, t0)
+                if left is None:  # no wall-time limit: no timer to arm and cancel per step
+                    step = await work
+                else:
+                    async with asyncio.timeout(float(left)):
+                        step = await work
             except TimeoutError:
                 assert run.scope is not None
                 try:
