@@ -37,4 +37,15 @@ def priced(fn: Callable[[list[Message], FunctionInfo], Any], *, usd: float = 1.0
                          max_output_tokens=max_output_tokens)
 
 
-__all__ = ["call", "last_results", "priced", "scripted"]
+def key_tool(name: str, log: list[str], *, effects: set[str]) -> Any:
+    """A sync tool `name(key)` that appends "<name> <key>" to `log` and answers "value of <key>"."""
+    from agentnb.runtime import tool
+
+    def look(key: str) -> str:
+        log.append(f"{name} {key}")
+        return f"value of {key}"
+
+    return tool(effects=effects, name=name, description=f"{name} a key.")(look)
+
+
+__all__ = ["call", "key_tool", "last_results", "priced", "scripted"]

@@ -17,27 +17,15 @@ import pytest
 from agentnb.core import Message
 from agentnb.governance import Policy, audit
 from agentnb.models import FunctionInfo, FunctionModel
-from agentnb.runtime import Agent, Run, _writer, tool
+from agentnb.runtime import Agent, Run, _writer
 
-from ._helpers import call
+from ._helpers import call, key_tool
 
 pytestmark = pytest.mark.timeout(60)
 
 ran: list[str] = []
-
-
-@tool(effects={"read"})
-def read_key(key: str) -> str:
-    """Read a key."""
-    ran.append(f"read {key}")
-    return f"value of {key}"
-
-
-@tool(effects={"write"})
-def write_key(key: str) -> str:
-    """Write a key."""
-    ran.append(f"write {key}")
-    return f"wrote {key}"
+read_key = key_tool("read_key", ran, effects={"read"})
+write_key = key_tool("write_key", ran, effects={"write"})
 
 
 def _model(tool_name: str) -> FunctionModel:
@@ -145,11 +133,11 @@ def test_cancelling_the_next_step_writes_the_held_checkpoint() -> None:
 
     asyncio.run(main())
     assert run.store.checkpoint_steps(run.run_id) == [0, 1, 2]
-    assert ran == ["read a"]
+    assert ran == ["read_key a"]
     gate.set()
     resumed = Run.load(run.run_id, agent=agent)
     assert resumed.resume().status == "done"
-    assert ran == ["read a"]
+    assert ran == ["read_key a"]
 
 
 _CRASH = """

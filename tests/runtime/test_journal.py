@@ -16,18 +16,12 @@ from agentnb.models import FunctionInfo, FunctionModel
 from agentnb.runtime import Agent, Run, _toolstep, _writer, tool
 from agentnb.runtime._checkpoint import RunStore
 
-from ._helpers import call
+from ._helpers import call, key_tool
 
 pytestmark = pytest.mark.timeout(30)
 
 ran: list[str] = []
-
-
-@tool(effects={"read"})
-def fast(key: str) -> str:
-    """Read a key at once."""
-    ran.append(f"fast {key}")
-    return f"value of {key}"
+fast = key_tool("fast", ran, effects={"read"})
 
 
 gate: dict[str, asyncio.Event] = {}
