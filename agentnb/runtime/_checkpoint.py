@@ -246,12 +246,13 @@ class RunStore(StopFlags):
 
     # -- checkpoints ---------------------------------------------------------------------------
 
-    def save_checkpoint(self, run_id: str, step: int, state: Mapping[str, Any], *, status: str,
-                        agent: str, parent_run_id: str | None = None) -> None:
+    def save_checkpoint(self, run_id: str, step: int, state: Mapping[str, Any] | str, *,
+                        status: str, agent: str, parent_run_id: str | None = None) -> None:
         """Save the run's full state after `step`; committed (crash-safe) when this returns.
 
-        `state` is stored verbatim and must already be redacted. Saving the same step again
-        replaces it.
+        `state` is stored verbatim and must already be redacted; it may be given as its JSON
+        text already (`Run.state_json`, or the delta of a checkpoint a run held). Saving the
+        same step again replaces it.
         """
         self._write(self._save_fn(run_id, step, state, status=status, agent=agent,
                                   parent_run_id=parent_run_id))

@@ -128,7 +128,7 @@ class Run:
         self._span: trace.Span | None = None
         self._started: float | None = None
         self._busy = False
-        self._driving = False  # in `arun_to_end`: a step that only read may hold its checkpoint
+        self._driving = False  # in `arun_to_end`: some checkpoints may wait for the next step
         self._stop_flag = False
         self.children: list[Run] = []
         self.consult_recordings = False
