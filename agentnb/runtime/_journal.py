@@ -90,27 +90,41 @@ class StepJournal:
         self._recordings, self._audits = [], []
         return out
 
+    def flush_held(self, store: RunStore, run_id: str, home: Path, *, agent: str,
+                   parent_run_id: str | None) -> None:
+        """Write the held checkpoint (with its own records) now, blocking; the current step's
+        records stay for its checkpoint. For a reader that needs the row (`Run.rewind`)."""
+        from agentnb.runtime import _hooks
+
+        held, self.held = self.held, None
+        if held is None:
+            return
+        try:
+            if held.audits:
+                _hooks.audit_log(home).append_many(held.audits)
+        finally:
+            for kind, key, occurrence, payload in held.recordings:
+                store.record(run_id, kind, key, occurrence, payload)
+            store.save_checkpoint(run_id, held.step, held.text, status=held.status, agent=agent,
+                                  parent_run_id=parent_run_id)
+
     def flush_sync(self, store: RunStore, run_id: str, home: Path, *, agent: str,
                    parent_run_id: str | None) -> None:
         """Write what was kept now, blocking: for a step that ends without its checkpoint.
 
         Called on the error path only (a failed or cancelled step), where an await could be
-        cancelled again. A held checkpoint goes first, with its own records; the audit
-        records go before the rows, as with a checkpoint.
+        cancelled again. A held checkpoint goes first (`flush_held`); the audit records go
+        before the recordings, as with a checkpoint.
         """
         from agentnb.runtime import _hooks
 
-        held, self.held = self.held, None
-        recordings, audits = self.take()
-        if held is not None:
-            recordings = held.recordings + recordings
-            audits = held.audits + audits
         try:
-            if audits:
-                _hooks.audit_log(home).append_many(audits)
+            self.flush_held(store, run_id, home, agent=agent, parent_run_id=parent_run_id)
         finally:
-            for kind, key, occurrence, payload in recordings:
-                store.record(run_id, kind, key, occurrence, payload)
-            if held is not None:
-                store.save_checkpoint(run_id, held.step, held.text, status=held.status,
-                                      agent=agent, parent_run_id=parent_run_id)
+            recordings, audits = self.take()
+            try:
+                if audits:
+                    _hooks.audit_log(home).append_many(audits)
+            finally:
+                for kind, key, occurrence, payload in recordings:
+                    store.record(run_id, kind, key, occurrence, payload)

@@ -565,6 +565,8 @@ class Run:
         if step < 0 or step > len(self._steps):
             msg = f"Cannot rewind run {self.run_id!r} to step {step}: it has {len(self._steps)}."
             raise UsageError(msg, hint=f"Pass 0..{len(self._steps)}.")
+        if self.journal.held is not None and self.journal.held.step <= step:
+            _stepping.flush_journal(self, held_only=True)  # a driven run's waiting checkpoint
         checkpoint = await self.store.aload_checkpoint(self.run_id, step)
         fork = Run.from_state(self.agent, checkpoint.state, run_id=new_id("run"),
                               parent_run_id=self.run_id, deps=self.deps)

@@ -171,13 +171,16 @@ async def preflight(run: Run, index: int) -> None:
     run.scope.consume(steps=1)
 
 
-def flush_journal(run: Run) -> None:
+def flush_journal(run: Run, *, held_only: bool = False) -> None:
     """Write what the journal keeps (a held checkpoint, recordings, audit records) now: for a
-    step that failed or was cancelled before its checkpoint, and a drive that stopped."""
+    step that failed or was cancelled before its checkpoint, and a drive that stopped;
+    `held_only` for a reader that needs the held checkpoint's row (`Run.rewind`)."""
     journal = run.journal
-    if not journal.empty and run.replay_source is None:
-        journal.flush_sync(run.store, run.run_id, run.agent.resolved_settings.home,
-                           agent=run.agent.agent_name, parent_run_id=run.parent_run_id)
+    if journal.empty or run.replay_source is not None:
+        return
+    flush = journal.flush_held if held_only else journal.flush_sync
+    flush(run.store, run.run_id, run.agent.resolved_settings.home, agent=run.agent.agent_name,
+          parent_run_id=run.parent_run_id)
 
 
 def _may_hold(run: Run) -> bool:

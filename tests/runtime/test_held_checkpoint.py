@@ -245,3 +245,36 @@ def test_a_stop_asked_of_the_parent_reaches_a_child_before_its_first_write() -> 
     child._driving = False
     _stepping.flush_journal(child)
     assert child.store.checkpoint_steps(child.run_id) == [0]
+
+
+def test_rewinding_a_driven_run_to_its_held_step_writes_it_first() -> None:
+    """While the model answers after a read-only step, `rewind` to that step finds its
+    checkpoint (written then); the drive goes on and every step is stored once."""
+    gate = asyncio.Event()
+    calls = {"n": 0}
+
+    async def fn(m: list[Message], info: FunctionInfo) -> object:
+        calls["n"] += 1
+        if not any(x.role == "tool" for x in m):
+            return [call("read_key", "c1", key="a")]
+        await gate.wait()
+        return "done"
+
+    agent = Agent(model=FunctionModel(fn), tools=[read_key], policy=Policy(allow={"read"}),
+                  name="held-rewind")
+    run = agent.start("go")
+
+    async def main() -> tuple[Any, Any]:
+        task = asyncio.create_task(run.arun_to_end())
+        while calls["n"] < 2:  # noqa: ASYNC110 - polls the model's state
+            await asyncio.sleep(0.001)
+        assert run.journal.held is not None
+        fork = await run.arewind(2)
+        gate.set()
+        return fork, await task
+
+    fork, result = asyncio.run(main())
+    assert [s.kind for s in fork.steps] == ["model", "tools"]
+    assert result.status == "done"
+    assert run.store.checkpoint_steps(run.run_id) == [0, 1, 2, 3]
+    assert audit.verify(agent.resolved_settings.home / "audit" / "audit.jsonl").ok
