@@ -158,9 +158,16 @@ def json_data(obj: Any) -> tuple[Any, bool]:  # Any: any JSON-like value in and 
     return _orjson_loads(text), not _has_float(text)
 
 
+_LONG_DIGITS = re.compile(r"(?:^|[\[:,\s-])[0-9]{19}")
+_LONG_DIGITS_B = re.compile(rb"(?:^|[\[:,\s-])[0-9]{19}")
+"""A number of 19 digits or more (where a number can start): orjson reads an integer outside
+64 bits as a float, losing digits, so such a text goes to the standard library (as does a
+string that happens to match, which costs only time)."""
+
+
 def loads_json(text: str | bytes) -> Any:  # Any: whatever the JSON holds
-    """Parse JSON text (orjson; the standard library for what orjson refuses: `NaN`,
-    `Infinity` and integers over 64 bits).
+    """Parse JSON text (orjson; the standard library for what orjson refuses, `NaN` and
+    `Infinity`, and for integers that may not fit 64 bits, which orjson would make floats).
 
     Raises:
         ValueError: the text is not JSON (`json.JSONDecodeError`).
@@ -169,7 +176,10 @@ def loads_json(text: str | bytes) -> Any:  # Any: whatever the JSON holds
         >>> loads_json('{"a": [1, 2.5, null]}')
         {'a': [1, 2.5, None]}
     """
-    try:
-        return _orjson_loads(text)
-    except ValueError:
-        return json.loads(text)
+    long = (_LONG_DIGITS_B if isinstance(text, bytes) else _LONG_DIGITS).search(text)
+    if long is None:
+        try:
+            return _orjson_loads(text)
+        except ValueError:
+            pass
+    return json.loads(text)

@@ -311,7 +311,13 @@ class AuditLog:
                 raise UsageError(msg, hint="Rename the field, e.g. `tool_seq=`.")
             # The fields as JSON data (what the line will say); redaction replaces strings
             # only, and the chain adds strings and an int, so a float-free body stays so.
-            body, floatless = json_data(dict(fields))
+            try:
+                body, floatless = json_data(dict(fields))
+            except (ValueError, TypeError, RecursionError) as exc:
+                msg = (f"Audit record {event!r} holds a value that cannot be written as JSON "
+                       f"({type(exc).__name__}: {exc}); nothing was written.")
+                raise UsageError(msg, hint="Pass plain values (text, numbers, lists, dicts); "
+                                 "a value must not contain itself.") from None
             if self._redactor is not None:
                 body = self._redactor.redact_obj(body)
             bodies.append((event, body, floatless))

@@ -63,3 +63,22 @@ def test_json_data_edges() -> None:
     assert json_data({"q": quoted, "n": 1}) == ({"q": quoted, "n": 1}, False)  # escaped quotes:
     # taken to hold a float (the slow way), which is always safe
 
+
+
+@given(_values)
+@settings(max_examples=400)
+def test_loads_json_reads_what_the_standard_library_reads(value: Any) -> None:
+    """Integers of any size stay integers, exactly (orjson alone would make those beyond 64
+    bits floats), with the text compact or spaced."""
+    for text in (json.dumps(value), json.dumps(value, separators=(",", ":")), _stdlib(value)):
+        expected = json.loads(text)
+        assert loads_json(text) == expected
+        assert loads_json(text.encode()) == expected
+        assert canonical_json(loads_json(text)) == canonical_json(expected)  # types too
+
+
+def test_big_integers_survive_a_round_trip() -> None:
+    """A 22-digit account number in tool arguments or a checkpoint comes back as that int."""
+    big = {"account": 1180591620717411303424, "low": -9223372036854775809}
+    assert loads_json(json.dumps(big)) == big
+    assert json_data(big) == (big, False)

@@ -377,3 +377,14 @@ def test_lines_are_the_canonical_records_with_their_hashes(fields: list[dict[str
         assert lines == [canonical_json(r) for r in written]
         assert all(record_hash(r) == r["hash"] for r in written)
         assert verify(Path(tmp) / "audit.jsonl").ok
+
+
+def test_a_value_that_is_not_json_is_one_usage_error(tmp_path: Path) -> None:
+    """A field that contains itself is refused before anything is written."""
+    log = AuditLog(tmp_path / "a.jsonl")
+    loop: dict[str, object] = {}
+    loop["self"] = loop
+    with pytest.raises(UsageError, match="'x' holds a value that cannot be written as JSON"):
+        log.append_many([("ok", {"i": 1}), ("x", {"a": loop})])
+    assert not log.path.exists()
+    assert log.append("y", big=2**70)["big"] == 2**70  # an integer beyond 64 bits stays exact
