@@ -106,12 +106,8 @@ def test_a_step_that_paid_for_a_delegate_records_at_once(
     assert len(seen) == 5
 
 
-def test_cancelling_the_next_step_writes_the_held_checkpoint() -> None:
-    """Cancelled while the model answers after a read-only step: the held checkpoint and the
-    tool's recording are written, so a resumed run does not read again."""
-    ran.clear()
-    gate = asyncio.Event()
-    calls = {"n": 0}
+def _gated_model(gate: asyncio.Event, calls: dict[str, int]) -> Any:
+    """Propose `read_key(a)`, then answer once `gate` opens; `calls["n"]` counts the calls."""
 
     async def fn(m: list[Message], info: FunctionInfo) -> object:
         calls["n"] += 1
@@ -119,6 +115,17 @@ def test_cancelling_the_next_step_writes_the_held_checkpoint() -> None:
             return [call("read_key", "c1", key="a")]
         await gate.wait()
         return "done"
+
+    return fn
+
+
+def test_cancelling_the_next_step_writes_the_held_checkpoint() -> None:
+    """Cancelled while the model answers after a read-only step: the held checkpoint and the
+    tool's recording are written, so a resumed run does not read again."""
+    ran.clear()
+    gate = asyncio.Event()
+    calls = {"n": 0}
+    fn = _gated_model(gate, calls)
 
     agent = Agent(model=FunctionModel(fn), tools=[read_key], name="held-cancel")
     run = agent.start("go")
@@ -252,13 +259,7 @@ def test_rewinding_a_driven_run_to_its_held_step_writes_it_first() -> None:
     checkpoint (written then); the drive goes on and every step is stored once."""
     gate = asyncio.Event()
     calls = {"n": 0}
-
-    async def fn(m: list[Message], info: FunctionInfo) -> object:
-        calls["n"] += 1
-        if not any(x.role == "tool" for x in m):
-            return [call("read_key", "c1", key="a")]
-        await gate.wait()
-        return "done"
+    fn = _gated_model(gate, calls)
 
     agent = Agent(model=FunctionModel(fn), tools=[read_key], policy=Policy(allow={"read"}),
                   name="held-rewind")
