@@ -82,6 +82,14 @@ def _knockouts() -> dict[str, Callable[[bool], None]]:
     }
 
 
+def _load_toggles(path: str) -> dict[str, Callable[[bool], None]]:
+    """The `TOGGLES` dict of a Python file: name -> toggle(off), for an A/B of a change."""
+    import runpy
+
+    toggles = runpy.run_path(path)["TOGGLES"]
+    return dict(toggles)
+
+
 async def _amain(a: argparse.Namespace, root: str) -> str:
     import adapters
 
@@ -95,7 +103,7 @@ async def _amain(a: argparse.Namespace, root: str) -> str:
     for name in ("agentnb", "raw_httpx2"):
         modname, _ = adapters.REGISTRY[name]
         made[name] = await importlib.import_module(f"adapters.{modname}").create(config(name))
-    toggles = _knockouts()
+    toggles = _knockouts() if not a.toggle else _load_toggles(a.toggle)
 
     async def many(adapter: object, n: int) -> None:
         it = iter(range(n))
@@ -164,6 +172,8 @@ def main() -> None:
     p.add_argument("-n", type=int, default=100, help="runs per segment")
     p.add_argument("--rounds", type=int, default=6)
     p.add_argument("--out")
+    p.add_argument("--toggle", help="a Python file whose TOGGLES dict ({name: toggle(off)}) "
+                   "replaces the standard knockouts: an in-process A/B of a change")
     profile_agentnb.serve_and_report(_amain, p.parse_args())
 
 

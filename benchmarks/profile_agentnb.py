@@ -73,14 +73,16 @@ async def amain(a: argparse.Namespace, root: str) -> str:
 
         profiler = Profiler(interval=0.0002, async_mode="disabled")
         profiler.start()
-    c0, t0 = _cpu(), time.perf_counter()
+    r0, c0, t0 = resource.getrusage(resource.RUSAGE_SELF), _cpu(), time.perf_counter()
     await many(a.n)
     drain = getattr(adapter, "drain", None)
     if drain is not None:
         await drain()
-    c1, t1 = _cpu(), time.perf_counter()
+    r1, c1, t1 = resource.getrusage(resource.RUSAGE_SELF), _cpu(), time.perf_counter()
     calls = a.n * (a.k + 1)
-    head = (f"{a.adapter} C={a.c} runs={a.n}: {1000 * (c1 - c0) / calls:.3f} ms CPU/call, "
+    sys_ms = 1000 * (r1.ru_stime - r0.ru_stime) / calls
+    head = (f"{a.adapter} C={a.c} runs={a.n}: {1000 * (c1 - c0) / calls:.3f} ms CPU/call "
+            f"({sys_ms:.3f} of it in the kernel), "
             f"{calls / (t1 - t0):.0f} calls/s, peak RSS "
             f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
     if profiler is None:

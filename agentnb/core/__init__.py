@@ -44,6 +44,7 @@ from agentnb.core._messages import (
     ToolCallPart,
     ToolDefinition,
     ToolResultPart,
+    parsed_arguments,
 )
 from agentnb.core._settings import Settings, resolve
 from agentnb.core._unset import UNSET, Unset
@@ -57,6 +58,7 @@ __all__ = [
     "BudgetScope",
     "canonical_json",
     "compact_json",
+    "parsed_arguments",
     "ConfigError",
     "content_hash",
     "CostUnknownWarning",

@@ -23,6 +23,7 @@ __all__ = [
     "ToolCallPart",
     "ToolDefinition",
     "ToolResultPart",
+    "parsed_arguments",
 ]
 
 Role = Literal["system", "user", "assistant", "tool"]
@@ -104,6 +105,38 @@ class ToolCallPart(BaseModel):
             msg = f"Tool arguments must be a JSON object, got {self.arguments!r}."
             raise ValueError(msg)
         return value
+
+
+_PARSED: dict[str, dict[str, Any] | None] = {}
+
+
+def parsed_arguments(call: ToolCallPart) -> dict[str, Any] | None:
+    """`call.args()` parsed once per distinct arguments text, or None when they are not a JSON
+    object. Shared between callers: read it, never change it (`args()` gives a fresh copy).
+
+    A tool call's arguments are read by the policy, the audit records, the recording key and
+    the loop detector: one parse instead of one each.
+
+    Example:
+        >>> parsed_arguments(ToolCallPart(id="c1", name="lookup", arguments='{"key": "7"}'))
+        {'key': '7'}
+        >>> parsed_arguments(ToolCallPart(id="c2", name="lookup", arguments="[1]")) is None
+        True
+    """
+    text = call.arguments
+    try:
+        return _PARSED[text]
+    except KeyError:
+        pass
+    try:
+        value: dict[str, Any] | None = call.args()
+    except ValueError:
+        value = None
+    if len(text) <= 4096:
+        if len(_PARSED) >= 512:
+            _PARSED.clear()
+        _PARSED[text] = value
+    return value
 
 
 class ToolResultPart(BaseModel):

@@ -276,5 +276,21 @@ def estimate_tokens(messages: Sequence[Message], tools: Sequence[ToolDefinition]
             else:
                 chars += len(getattr(p, "text", "") or getattr(p, "content", ""))
     for t in tools:
-        chars += len(t.name) + len(t.description) + len(str(t.parameters)) + 24
+        chars += _tool_chars(t)
     return chars // 3 + 8
+
+
+_TOOL_CHARS: dict[int, tuple[ToolDefinition, int]] = {}
+"""Characters a tool definition counts for in `estimate_tokens`, by definition (frozen; the
+same objects are sent on every call of an agent), so its schema is not printed on each call."""
+
+
+def _tool_chars(tool: ToolDefinition) -> int:
+    seen = _TOOL_CHARS.get(id(tool))
+    if seen is not None and seen[0] is tool:
+        return seen[1]
+    chars = len(tool.name) + len(tool.description) + len(str(tool.parameters)) + 24
+    if len(_TOOL_CHARS) >= 1024:
+        _TOOL_CHARS.clear()
+    _TOOL_CHARS[id(tool)] = (tool, chars)
+    return chars

@@ -352,7 +352,7 @@ class OpenAIModel(ModelBase):
             raise UnexpectedModelOutput(msg, body=_text(text), model=info.id,
                                         hint=_hint_format())
         choices = sorted((_choice_from_message(c) for c in raw_choices), key=lambda c: c.index)
-        raw_finish = {int(c.get("index") or 0): c.get("finish_reason")
+        raw_finish = {_index(c.get("index")): c.get("finish_reason")
                       for c in raw_choices if isinstance(c, dict)}.get(choices[0].index)
         return _response(choices, data.get("usage"), provider_id=data.get("id"),
                          model_name=data.get("model"), info=info, messages=messages, tools=tools,
@@ -477,27 +477,44 @@ def _args_text(arguments: Any) -> str:
 
 
 def _choice_from_message(raw: Any) -> Choice:
+    # Every value is brought to its field's type here, so the parts are built without a second
+    # validation pass (`model_construct`): a tenth of a model call's parsing.
     raw = raw if isinstance(raw, dict) else {}
-    message = raw.get("message") or {}
+    message = raw.get("message")
+    message = message if isinstance(message, dict) else {}
     parts: list[Part] = []
     thinking = message.get("reasoning_content") or message.get("reasoning")
     if isinstance(thinking, str) and thinking:
-        parts.append(ThinkingPart(text=thinking))
+        parts.append(ThinkingPart.model_construct(text=thinking))
     text = _text_of(message.get("content"))
     if text:
-        parts.append(TextPart(text=text))
+        parts.append(TextPart.model_construct(text=text))
     if message.get("refusal"):
-        parts.append(RefusalPart(text=str(message["refusal"])))
-    calls = list(message.get("tool_calls") or [])
+        parts.append(RefusalPart.model_construct(text=str(message["refusal"])))
+    raw_calls = message.get("tool_calls")
+    calls = list(raw_calls) if isinstance(raw_calls, list) else []
     if message.get("function_call"):
         calls.append({"function": message["function_call"]})
-    for i, call in enumerate(calls):
-        fn = call.get("function") or {}
-        parts.append(ToolCallPart(id=str(call.get("id") or f"call_{i}"), name=fn.get("name", ""),
-                                  arguments=_args_text(fn.get("arguments"))))
+    for i, item in enumerate(calls):
+        call = item if isinstance(item, dict) else {}
+        fn = call.get("function")
+        fn = fn if isinstance(fn, dict) else {}
+        name = fn.get("name")
+        parts.append(ToolCallPart.model_construct(
+            id=str(call.get("id") or f"call_{i}"), name=name if isinstance(name, str) else "",
+            arguments=_args_text(fn.get("arguments"))))
     raw_finish = raw.get("finish_reason")
-    return Choice(index=int(raw.get("index") or 0), parts=tuple(parts),
-                  finish_reason=_finish(raw_finish, parts) if raw_finish else None)
+    return Choice.model_construct(
+        index=_index(raw.get("index")), parts=tuple(parts),
+        finish_reason=_finish(str(raw_finish), parts) if raw_finish else None)
+
+
+def _index(value: Any) -> int:
+    """A count or index from the provider's JSON; 0 when it is missing or not a number."""
+    try:
+        return max(0, int(value or 0))
+    except (TypeError, ValueError, OverflowError):
+        return 0
 
 
 def _usage(raw: Any, info: ModelInfo, messages: Sequence[Message],
@@ -510,15 +527,17 @@ def _usage(raw: Any, info: ModelInfo, messages: Sequence[Message],
         output_tokens = max(1, chars // 4)
         return Usage(input_tokens=input_tokens, output_tokens=output_tokens, model_calls=1,
                      usd=info.cost(input_tokens=input_tokens, output_tokens=output_tokens))
-    prompt = raw.get("prompt_tokens_details") or {}
-    completion = raw.get("completion_tokens_details") or {}
-    input_tokens = int(raw.get("prompt_tokens") or 0)
-    output_tokens = int(raw.get("completion_tokens") or 0)
-    cached = int(prompt.get("cached_tokens") or raw.get("prompt_cache_hit_tokens")
-                 or raw.get("cache_read_input_tokens") or 0)
-    written = int(prompt.get("cache_write_tokens") or prompt.get("cache_creation_tokens")
-                  or raw.get("cache_creation_input_tokens") or 0)
-    reasoning = int(completion.get("reasoning_tokens") or 0)
+    prompt = raw.get("prompt_tokens_details")
+    prompt = prompt if isinstance(prompt, dict) else {}
+    completion = raw.get("completion_tokens_details")
+    completion = completion if isinstance(completion, dict) else {}
+    input_tokens = _index(raw.get("prompt_tokens"))
+    output_tokens = _index(raw.get("completion_tokens"))
+    cached = _index(prompt.get("cached_tokens") or raw.get("prompt_cache_hit_tokens")
+                    or raw.get("cache_read_input_tokens"))
+    written = _index(prompt.get("cache_write_tokens") or prompt.get("cache_creation_tokens")
+                     or raw.get("cache_creation_input_tokens"))
+    reasoning = _index(completion.get("reasoning_tokens"))
     usd = info.cost(input_tokens=input_tokens, output_tokens=output_tokens,
                     cached_tokens=cached, cache_write_tokens=written)
     return Usage(input_tokens=input_tokens, output_tokens=output_tokens, cached_tokens=cached,
@@ -529,11 +548,11 @@ def _response(choices: Sequence[Choice], usage: Any, *, provider_id: Any, model_
               info: ModelInfo, messages: Sequence[Message], tools: Sequence[ToolDefinition],
               raw_finish: str | None = None) -> ModelResponse:
     first = choices[0] if choices else Choice(index=0)
-    return ModelResponse(
+    return ModelResponse.model_construct(  # every field is of its type here (see above)
         parts=first.parts,
         usage=_usage(usage, info, messages, tools, choices),
         finish_reason=first.finish_reason,
-        raw_finish_reason=raw_finish,
+        raw_finish_reason=None if raw_finish is None else str(raw_finish),
         model_name=str(model_name or info.name),
         provider_id=str(provider_id) if provider_id else None,
         extra_choices=tuple(choices[1:]),

@@ -259,7 +259,8 @@ class RunStore(StopFlags):
         self._saved(run_id, status, agent, parent_run_id)
 
     def _save_fn(self, run_id: str, step: int, state: Mapping[str, Any] | str, *, status: str,
-                 agent: str, parent_run_id: str | None) -> Callable[[sqlite3.Connection], None]:
+                 agent: str, parent_run_id: str | None, list_run: bool = True,
+                 ) -> Callable[[sqlite3.Connection], None]:
         text = (state if isinstance(state, str)
                 else _dumps(state, f"state of run {run_id!r} at step {step}"))
         now = time.time()
@@ -268,8 +269,9 @@ class RunStore(StopFlags):
         # The runs table changes only when what it lists does: its last step and update time
         # are read from the checkpoints (`list_runs`), so a step that keeps the status writes
         # no page of the runs table or of its time index.
-        listed = self.list_every_step or self._listed.get(run_id) != (status, agent,
-                                                                      parent_run_id)
+        # `list_run` False: a later checkpoint in the same transaction lists the run.
+        listed = list_run and (self.list_every_step
+                               or self._listed.get(run_id) != (status, agent, parent_run_id))
 
         def save(conn: sqlite3.Connection) -> None:
             conn.execute(
@@ -435,7 +437,7 @@ class RunStore(StopFlags):
             self._check_version()
             writes = [self._record_fn(run_id, *r) for r in recordings]
             writes += [self._save_fn(run_id, e_step, e_text, status=e_status, agent=agent,
-                                     parent_run_id=parent_run_id)
+                                     parent_run_id=parent_run_id, list_run=False)
                        for e_step, e_text, e_status in earlier]
             save = self._save_fn(run_id, step, state, status=status, agent=agent,
                                  parent_run_id=parent_run_id)

@@ -9,15 +9,14 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-from agentnb.core import ToolCallPart, canonical_json
+from agentnb.core import ToolCallPart, canonical_json, parsed_arguments
 
 __all__ = ["LoopDetector"]
 
 
 def _signature(call: ToolCallPart) -> str:
-    try:
-        args: Any = call.args()
-    except ValueError:
+    args: Any = parsed_arguments(call)
+    if args is None:
         args = call.arguments
     return f"{call.name}({canonical_json(args)})"
 

@@ -24,6 +24,7 @@ from agentnb.core import (
     WorkspaceViolation,
     content_hash,
     in_agentnb_loop,
+    parsed_arguments,
 )
 from agentnb.governance import audit
 from agentnb.runtime import _hooks
@@ -39,16 +40,14 @@ __all__ = ["approval_requests", "approval_step", "decide", "propose", "tools_ste
 
 
 def _args(call: ToolCallPart) -> dict[str, Any]:
-    try:
-        return call.args()
-    except ValueError:
-        return {}
+    """The call's parsed arguments ({} when malformed); shared, so read only."""
+    args = parsed_arguments(call)
+    return {} if args is None else args
 
 
 def _tool_key(call: ToolCallPart) -> str:
-    try:
-        args: Any = call.args()
-    except ValueError:
+    args: Any = parsed_arguments(call)
+    if args is None:
         args = call.arguments
     # Keyed on the redacted arguments: recorded model replies are redacted, so a replay proposes
     # the redacted call and must find the same recording.
@@ -79,7 +78,7 @@ async def propose(run: Run, calls: list[ToolCallPart]) -> bool:
             run.decisions[call.id] = {"decision": "allow", "rule": "no-policy", "reason": ""}
             continue
         try:
-            verdict = policy.decide(call.name, tool.effects, _args(call))
+            verdict = policy.decide(call.name, tool.effects, dict(_args(call)))
         except UsageError as exc:
             # A rule's `when` raised: the call cannot be shown to be allowed, so it is denied.
             entry: dict[str, Any] = {"decision": "deny", "rule": "rule-error",

@@ -46,6 +46,36 @@ def test_tool_call_args() -> None:
         ToolCallPart(id="1", name="t", arguments="[1]").args()
 
 
+def test_parsed_arguments_are_parsed_once_and_args_stays_a_fresh_copy() -> None:
+    """`parsed_arguments` shares one parse per arguments text (None when not an object);
+    `args()` still gives each caller its own dict."""
+    from agentnb.core import parsed_arguments
+
+    a = ToolCallPart(id="1", name="t", arguments='{"q": [1, 2]}')
+    b = ToolCallPart(id="2", name="t", arguments='{"q": [1, 2]}')
+    assert parsed_arguments(a) == {"q": [1, 2]}
+    assert parsed_arguments(a) is parsed_arguments(b)
+    assert parsed_arguments(ToolCallPart(id="3", name="t", arguments="[1]")) is None
+    assert parsed_arguments(ToolCallPart(id="4", name="t", arguments=" ")) == {}
+    mine = a.args()
+    mine["q"] = "changed"
+    assert a.args() == {"q": [1, 2]} == parsed_arguments(a)
+
+
+def test_estimated_tokens_follow_each_tool_definition() -> None:
+    """The per-definition count is kept by object: a bigger schema in a new definition counts
+    more, the same definition counts the same each time."""
+    from agentnb.core import ToolDefinition
+    from agentnb.models._base import estimate_tokens
+
+    small = ToolDefinition(name="t", parameters={"type": "object", "properties": {}})
+    big = ToolDefinition(name="t", parameters={"type": "object", "properties": {
+        f"p{i}": {"type": "string", "description": "x" * 40} for i in range(20)}})
+    msgs = [Message.user("hello")]
+    assert estimate_tokens(msgs, [small]) == estimate_tokens(msgs, [small])
+    assert estimate_tokens(msgs, [big]) > estimate_tokens(msgs, [small]) + 200
+
+
 def test_message_helpers() -> None:
     """text and tool_calls read the parts."""
     m = Message.assistant(TextPart(text="x"), ToolCallPart(id="1", name="t"), TextPart(text="y"))

@@ -483,3 +483,24 @@ def test_model_stream_flag_makes_request_stream() -> None:
         r = call(model_for(server, stream=True))
         assert server.requests[0].json()["stream"] is True
     assert r.text == "Hello, wörld!"
+
+
+def test_odd_shapes_in_a_plain_body_are_read_leniently() -> None:
+    """Fields of the wrong type in a 200 body (a list as finish_reason, a text index, a tool
+    call that is not an object, a nameless function, token counts that are not numbers) give
+    a response of well-typed fields, not an exception from deep inside."""
+    body = completion(content="A", tool_calls=[
+        "junk", {"id": 7, "function": {"name": None, "arguments": {"k": 1}}}])
+    body["choices"][0]["finish_reason"] = ["stop"]
+    body["choices"][0]["index"] = "first"
+    body["usage"] = {"prompt_tokens": "many", "completion_tokens": 3.0,
+                     "prompt_tokens_details": "none"}
+    with LoopbackServer(lambda req: Reply(json=body)) as server:
+        r = call(model_for(server))
+    assert r.parts == (TextPart(text="A"),
+                       ToolCallPart(id="call_0", name="", arguments="{}"),
+                       ToolCallPart(id="7", name="", arguments='{"k": 1}'))
+    assert (r.finish_reason, r.raw_finish_reason) == ("tool_calls", "['stop']")
+    assert (r.usage.input_tokens, r.usage.output_tokens) == (0, 3)
+    # Built without a second validation pass, and the same as a validated response.
+    assert ModelResponse.model_validate(r.model_dump()) == r

@@ -114,6 +114,26 @@ def test_the_runs_table_is_written_only_when_a_run_s_row_changes(store: RunStore
     raw.close()
 
 
+def test_a_held_checkpoint_written_with_the_next_lists_the_run_once(store: RunStore) -> None:
+    """`earlier` checkpoints in the same transaction leave the runs table to the last one:
+    one statement on it, and the row says what the last checkpoint says."""
+    statements: list[str] = []
+    conn = store._db.conn()  # pyright: ignore[reportPrivateUsage]
+    conn.set_trace_callback(statements.append)
+    asyncio.run(store.asave_checkpoint("run_a", 1, {"n": 1}, status="ready", agent="a",
+                                       earlier=[(0, '{"n":0}', "ready")]))
+    conn.set_trace_callback(None)
+    assert sum("INTO rt_runs" in s for s in statements) == 1
+    assert sum("INTO rt_checkpoints" in s for s in statements) == 2
+    assert [(r.run_id, r.status, r.last_step) for r in store.list_runs()] == [
+        ("run_a", "ready", 1)]
+    assert store.checkpoint_steps("run_a") == [0, 1]
+    # A status that changed between the held step and this one: the row says the newest.
+    asyncio.run(store.asave_checkpoint("run_b", 3, {}, status="done", agent="b",
+                                       earlier=[(2, "{}", "ready")]))
+    assert {r.run_id: (r.status, r.last_step) for r in store.list_runs()}["run_b"] == ("done", 3)
+
+
 def test_a_checkpoint_that_did_not_commit_writes_the_runs_table_next_time(store: RunStore,
                                                                           db: Path) -> None:
     store.save_checkpoint("run_a", 0, {}, status="ready", agent="a")
