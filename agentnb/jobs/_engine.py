@@ -15,6 +15,8 @@ papermill and this module is imported first, neither sees the other half-initial
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -109,6 +111,21 @@ def engine_class() -> Any:
                                      "traceback": []}
             self.outcome: dict[str, Any] = {"status": "done", "stop_reason": None,
                                             "failed_cell": None, "ename": None, "evalue": None}
+
+        def create_kernel_manager(self) -> Any:
+            """nbclient's kernel manager, talking to the kernel over Unix sockets (POSIX).
+
+            Over TCP each kernel picks five free ports and binds them only once it has
+            started; kernels started together (a batch's workers) can pick the same port,
+            and the one that loses dies at start ("Address already in use"), failing its job.
+            Sockets in a folder of the job's own cannot collide, and nothing listens on the
+            network."""
+            km = super().create_kernel_manager()
+            if os.name == "posix" and getattr(km, "transport", None) == "tcp":
+                self.ipc_dir = tempfile.mkdtemp(prefix="agentnb-kernel-")
+                km.transport = "ipc"
+                km.ip = os.path.join(self.ipc_dir, "k")
+            return km
 
         def _left_s(self) -> float | None:
             if self.wall_s is None:
@@ -247,7 +264,12 @@ def engine_class() -> Any:
             )
             client = AgentnbNotebookClient(nb_man, job_dir=job_dir, wall_s=wall_s,
                                            stop_file=stop_file, **final_kwargs)
-            return client.execute(env={**os.environ, **env})
+            try:
+                return client.execute(env={**os.environ, **env})
+            finally:
+                ipc_dir = getattr(client, "ipc_dir", None)
+                if ipc_dir is not None:
+                    shutil.rmtree(ipc_dir, ignore_errors=True)
 
     _CLASSES["AgentnbNotebookClient"] = AgentnbNotebookClient
     _CLASSES["AgentnbEngine"] = AgentnbEngine

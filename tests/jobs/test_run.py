@@ -140,3 +140,26 @@ def test_needs_approval_is_denied_headless(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.error
     text = "".join(o.get("text", "") for o in nb.cells[-1].outputs)
     assert text.split()[0] in {"done", "stopped"}
+
+
+def test_the_kernel_talks_over_unix_sockets_not_tcp(tmp_path: Path) -> None:
+    """A job's kernel uses IPC sockets in a folder of its own (kernels started together cannot
+    race for the same TCP port), and the folder is removed when the job ends."""
+    import tempfile
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(
+        "from ipykernel.kernelapp import IPKernelApp\n"
+        "app = IPKernelApp.instance()\n"
+        "app.transport, app.ip")]
+    path = tmp_path / "transport.ipynb"
+    nbformat.write(nb, str(path))
+    before = set(Path(tempfile.gettempdir()).glob("agentnb-kernel-*"))
+    result = run_notebook(path, tmp_path / "out.ipynb")
+    assert result.exit_code == 0
+    out = nbformat.read(str(tmp_path / "out.ipynb"), as_version=4)
+    transport, ip = eval(out.cells[-1].outputs[0]["data"]["text/plain"])  # a tuple's repr
+    assert transport == "ipc"
+    assert Path(ip).parent.name.startswith("agentnb-kernel-")
+    assert not Path(ip).parent.exists()
+    assert set(Path(tempfile.gettempdir()).glob("agentnb-kernel-*")) <= before
