@@ -99,6 +99,11 @@ _ERROR_STATUS = {
 }
 
 
+_ODD_SHAPE = (TypeError, ValueError, AttributeError, KeyError, IndexError)
+"""What reading a field of an unexpected type raises (pydantic's ValidationError is a
+ValueError): turned into one `UnexpectedModelOutput` that shows the body."""
+
+
 def _http() -> ModuleType:
     # httpx and tenacity load on first use, so `import agentnb` stays fast.
     from agentnb.models import _http as http
@@ -368,15 +373,20 @@ class AnthropicModel(ModelBase):
         if not isinstance(content, list):
             self._unexpected("a message with a `content` list", text)
         acc = _Accumulator()
-        acc.start(data)
-        for index, block in enumerate(content):
+        for block in content:
             if not isinstance(block, dict):
                 self._unexpected("content blocks as objects", text)
-            acc.block_start(index, block)
-            if block.get("type") == "tool_use":
-                acc.args[index] = [json.dumps(block.get("input") or {}, ensure_ascii=False)]
-        acc.stop_reason = data.get("stop_reason")
-        return self._finish(acc)
+        try:
+            acc.start(data)
+            for index, block in enumerate(content):
+                acc.block_start(index, block)
+                if block.get("type") == "tool_use":
+                    acc.args[index] = [json.dumps(block.get("input") or {}, ensure_ascii=False)]
+            acc.stop_reason = data.get("stop_reason")
+            return self._finish(acc)
+        except _ODD_SHAPE:
+            raise self._unexpected_error(
+                "a Messages API message with fields of the documented types", text) from None
 
     async def _parse_stream(self, response: httpx.Response, on_event: StreamCallback | None
                             ) -> ModelResponse:
@@ -391,51 +401,66 @@ class AnthropicModel(ModelBase):
                 continue
             if kind == "error":
                 raise self._error(data, sse.data)
-            if kind == "message_start":
-                acc.start(data.get("message") or {})
-            elif kind == "content_block_start":
-                index, block = data.get("index", 0), data.get("content_block") or {}
-                acc.block_start(index, block)
-                if on_event is not None and block.get("type") == "tool_use":
-                    on_event(StreamEvent(kind="tool_call", delta="", index=index,
-                                         name=block.get("name")))
-            elif kind == "content_block_delta":
-                event = acc.delta(data.get("index", 0), data.get("delta") or {})
-                if on_event is not None and event is not None:
-                    on_event(event)
-            elif kind == "message_delta":
-                acc.stop_reason = (data.get("delta") or {}).get("stop_reason", acc.stop_reason)
-                acc.add_usage(data.get("usage") or {})
-            elif kind == "message_stop":
+            if kind == "message_stop":
                 stopped = True
                 break
+            try:
+                event = self._apply(acc, kind, data)
+            except _ODD_SHAPE:
+                raise self._unexpected_error(
+                    "stream events with fields of the documented types", sse.data) from None
+            if on_event is not None and event is not None:
+                on_event(event)  # outside the try: the caller's errors stay theirs
         if not stopped:
             msg = (f"The stream from model {self.info.id!r} at {self.url} ended before "
                    "`message_stop`.")
             raise ModelConnectionError(msg, model=self.info.id, url=self.url)
-        return self._finish(acc)
+        try:
+            return self._finish(acc)
+        except _ODD_SHAPE:
+            raise self._unexpected_error(
+                "a stream whose message has fields of the documented types", "") from None
+
+    @staticmethod
+    def _apply(acc: _Accumulator, kind: Any, data: dict[str, Any]) -> StreamEvent | None:
+        """Fold one stream event into `acc`; the event to tell the caller about, if any."""
+        if kind == "message_start":
+            acc.start(data.get("message") or {})
+        elif kind == "content_block_start":
+            index, block = data.get("index", 0), data.get("content_block") or {}
+            acc.block_start(index, block)
+            if block.get("type") == "tool_use":
+                return StreamEvent(kind="tool_call", delta="", index=index,
+                                   name=block.get("name"))
+        elif kind == "content_block_delta":
+            return acc.delta(data.get("index", 0), data.get("delta") or {})
+        elif kind == "message_delta":
+            acc.stop_reason = (data.get("delta") or {}).get("stop_reason", acc.stop_reason)
+            acc.add_usage(data.get("usage") or {})
+        return None
 
     def _finish(self, acc: _Accumulator) -> ModelResponse:
         parts = acc.parts()
-        raw = acc.stop_reason
+        raw = None if acc.stop_reason is None else str(acc.stop_reason)
         finish: FinishReason | None = None if raw is None else _STOP_REASONS.get(raw, "stop")
         if raw == "refusal":
             text = "".join(p.text for p in parts if isinstance(p, TextPart)).strip()
             note = "The model declined to continue (Anthropic stop_reason 'refusal')"
             parts = (*parts, RefusalPart(text=f"{note}: {text}" if text else f"{note}."))
         u = acc.usage
-        cache_read = int(u.get("cache_read_input_tokens") or 0)
-        cache_write = int(u.get("cache_creation_input_tokens") or 0)
-        input_tokens = int(u.get("input_tokens") or 0) + cache_read + cache_write
-        output_tokens = int(u.get("output_tokens") or 0)
+        cache_read = _count(u.get("cache_read_input_tokens"))
+        cache_write = _count(u.get("cache_creation_input_tokens"))
+        input_tokens = _count(u.get("input_tokens")) + cache_read + cache_write
+        output_tokens = _count(u.get("output_tokens"))
         usd = self.info.cost(input_tokens=input_tokens, output_tokens=output_tokens,
                              cached_tokens=cache_read, cache_write_tokens=cache_write)
         usage = Usage(input_tokens=input_tokens, output_tokens=output_tokens,
                       cached_tokens=cache_read, cache_write_tokens=cache_write,
                       model_calls=1, usd=usd)
         return ModelResponse(parts=parts, usage=usage, finish_reason=finish,
-                             raw_finish_reason=raw, model_name=acc.model or self.info.name,
-                             provider_id=acc.id)
+                             raw_finish_reason=raw,
+                             model_name=str(acc.model) if acc.model else self.info.name,
+                             provider_id=str(acc.id) if acc.id else None)
 
     def _json(self, text: str, body: str) -> Any:
         try:
@@ -444,11 +469,14 @@ class AnthropicModel(ModelBase):
             self._unexpected("JSON", body)
 
     def _unexpected(self, what: str, body: str) -> NoReturn:
+        raise self._unexpected_error(what, body)
+
+    def _unexpected_error(self, what: str, body: str) -> UnexpectedModelOutput:
         snippet = body if len(body) <= 200 else body[:200] + "..."
         msg = f"Model {self.info.id!r} at {self.url} answered with something other than {what}: "
-        raise UnexpectedModelOutput(msg + repr(snippet), body=body, model=self.info.id,
-                                    hint="Check that `base_url=` points at an Anthropic "
-                                    "Messages API server.")
+        return UnexpectedModelOutput(msg + repr(snippet), body=body, model=self.info.id,
+                                     hint="Check that `base_url=` points at an Anthropic "
+                                     "Messages API server.")
 
     def _error(self, data: dict[str, Any], body: str) -> ModelHTTPError:
         error = data.get("error") or {}
@@ -608,6 +636,14 @@ class _Accumulator:
                                           name=str(block.get("name", "")),
                                           arguments=_normalise_args("".join(self.args[index]))))
         return tuple(parts)
+
+
+def _count(value: Any) -> int:
+    """A token count from the answer; 0 when it is missing or not a number."""
+    try:
+        return max(0, int(value or 0))
+    except (TypeError, ValueError, OverflowError):
+        return 0
 
 
 def _normalise_args(text: str) -> str:

@@ -615,10 +615,14 @@ class _Accumulator:
         self.model = self.model or chunk.get("model")
         if chunk.get("usage"):
             self.usage = chunk["usage"]
-        for raw in chunk.get("choices") or []:
-            index = int(raw.get("index") or 0)
+        raw_choices = chunk.get("choices")
+        for raw in raw_choices if isinstance(raw_choices, list) else []:
+            if not isinstance(raw, dict):
+                continue
+            index = _index(raw.get("index"))
             buf = self.choices.setdefault(index, _ChoiceBuffer(index))
-            delta = raw.get("delta") or {}
+            delta = raw.get("delta")
+            delta = delta if isinstance(delta, dict) else {}
             thinking = delta.get("reasoning_content") or delta.get("reasoning")
             if isinstance(thinking, str) and thinking:
                 buf.thinking += thinking
@@ -634,17 +638,20 @@ class _Accumulator:
                 buf.refusal += refusal
                 if index == 0:
                     self._emit(StreamEvent(kind="refusal", delta=refusal))
-            for frag in delta.get("tool_calls") or []:
-                self._tool_fragment(buf, frag)
+            fragments = delta.get("tool_calls")
+            for frag in fragments if isinstance(fragments, list) else []:
+                if isinstance(frag, dict):
+                    self._tool_fragment(buf, frag)
             if delta.get("function_call"):
                 self._tool_fragment(buf, {"index": 0, "function": delta["function_call"]})
             if raw.get("finish_reason"):
-                buf.finish = raw["finish_reason"]
+                buf.finish = str(raw["finish_reason"])
 
     def _tool_fragment(self, buf: _ChoiceBuffer, frag: dict[str, Any]) -> None:
         pos = frag.get("index")
         call_id = frag.get("id") or ""
-        if not isinstance(pos, int):
+        call_id = call_id if isinstance(call_id, str) else str(call_id)
+        if not isinstance(pos, int) or isinstance(pos, bool):
             # Servers that omit `index`: a new id starts a new call, otherwise extend the last.
             pos = len(buf.calls) - (0 if call_id or not buf.calls else 1)
             pos = max(pos, 0)
@@ -654,7 +661,8 @@ class _Accumulator:
             call = _ToolCallBuffer(len(buf.calls))
             buf.calls.append(call)
             buf.by_index[pos] = call
-        fn = frag.get("function") or {}
+        fn = frag.get("function")
+        fn = fn if isinstance(fn, dict) else {}
         first = not call.name
         if call_id and not call.id:
             call.id = call_id
@@ -663,9 +671,9 @@ class _Accumulator:
             # Names repeated in later fragments are not appended; split names are.
             call.name += name
         arguments = fn.get("arguments")
-        if isinstance(arguments, dict):
-            arguments = json.dumps(arguments)
-        if isinstance(arguments, str):
+        if arguments is not None and not isinstance(arguments, str):
+            arguments = json.dumps(arguments)  # an object (some servers), or junk to show
+        if arguments:
             call.arguments += arguments
         if buf.index == 0 and (arguments or first):
             self._emit(StreamEvent(kind="tool_call", delta=arguments or "", index=call.index,
