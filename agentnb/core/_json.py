@@ -165,6 +165,19 @@ _LONG_DIGITS_B = re.compile(rb"(?:^|[\[:,\s-])[0-9]{19}")
 string that happens to match, which costs only time)."""
 
 
+_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_RUN = b"0" * 19
+
+
+def _may_hold_long_int(text: str | bytes) -> bool:
+    """True when `text` may hold an integer of 19 digits or more: 19 digits in a row (found by
+    one C pass that maps every digit to 0) at a place where a number can start."""
+    data = text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")
+    if _RUN not in data.translate(_TO_ZERO):
+        return False  # the common case, in a fifth of the time of the pattern below
+    return _LONG_DIGITS_B.search(data) is not None
+
+
 def loads_json(text: str | bytes) -> Any:  # Any: whatever the JSON holds
     """Parse JSON text (orjson; the standard library for what orjson refuses, `NaN` and
     `Infinity`, and for integers that may not fit 64 bits, which orjson would make floats).
@@ -176,8 +189,7 @@ def loads_json(text: str | bytes) -> Any:  # Any: whatever the JSON holds
         >>> loads_json('{"a": [1, 2.5, null]}')
         {'a': [1, 2.5, None]}
     """
-    long = (_LONG_DIGITS_B if isinstance(text, bytes) else _LONG_DIGITS).search(text)
-    if long is None:
+    if not _may_hold_long_int(text):
         try:
             return _orjson_loads(text)
         except ValueError:

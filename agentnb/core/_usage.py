@@ -68,16 +68,18 @@ class Usage(BaseModel):
 
     def __add__(self, other: Usage) -> Usage:
         usd = None if self.usd is None or other.usd is None else self.usd + other.usd
-        return Usage.model_construct(
-            input_tokens=self.input_tokens + other.input_tokens,
-            output_tokens=self.output_tokens + other.output_tokens,
-            cached_tokens=self.cached_tokens + other.cached_tokens,
-            cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
-            reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
-            model_calls=self.model_calls + other.model_calls,
-            tool_calls=self.tool_calls + other.tool_calls,
-            usd=usd,
-        )
+        # Every field replaced in a copy: the sums are of their types already, and a copy is
+        # cheaper than validating them again or `model_construct` (pydantic 2.14).
+        return self.model_copy(update={
+            "input_tokens": self.input_tokens + other.input_tokens,
+            "output_tokens": self.output_tokens + other.output_tokens,
+            "cached_tokens": self.cached_tokens + other.cached_tokens,
+            "cache_write_tokens": self.cache_write_tokens + other.cache_write_tokens,
+            "reasoning_tokens": self.reasoning_tokens + other.reasoning_tokens,
+            "model_calls": self.model_calls + other.model_calls,
+            "tool_calls": self.tool_calls + other.tool_calls,
+            "usd": usd,
+        })
 
     def __str__(self) -> str:
         usd = "unpriced" if self.usd is None else f"${self.usd:.6f}"

@@ -30,6 +30,8 @@ _READ_SIZE = 64 * 1024
 # RFC 9110 field names (tokens) and values (visible characters, spaces and tabs), as h11 checks.
 _NAME = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
 _VALUE = re.compile(rb"[\x21-\x7e\x80-\xff]([\t\x20-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?|")
+_CHECKED: set[tuple[bytes, bytes]] = set()
+"""Header lines already found legal: a client sends the same few on every request."""
 
 _IDLE, _ACTIVE, _CLOSED = 0, 1, 2
 
@@ -126,7 +128,11 @@ class H1Connection:
         self._state = _ACTIVE
         self._expire_at = None
         lines = [b"%s %s HTTP/1.1\r\n" % (method, target)]
+        checked = _CHECKED
         for name, value in headers:
+            if (name, value) in checked:
+                lines.append(b"%s: %s\r\n" % (name, value))
+                continue
             if not _NAME.fullmatch(name) or not _VALUE.fullmatch(value):
                 self._state = _CLOSED
                 # The value is not quoted: it is often a credential.
@@ -134,6 +140,10 @@ class H1Connection:
                 msg = (f"Illegal header {what} in {name.decode('latin-1')!r}: a line break, "
                        "control character or leading/trailing space; it was not sent.")
                 raise core.LocalProtocolError(msg)
+            if len(value) <= 512:
+                if len(checked) >= 256:
+                    checked.clear()
+                checked.add((name, value))
             lines.append(b"%s: %s\r\n" % (name, value))
         lines.append(b"\r\n")
         lines.append(body)

@@ -226,7 +226,8 @@ class Posted(NamedTuple):
 class _Route:
     """How `ClientPool.post` reaches one URL through one client's connection pool."""
 
-    __slots__ = ("defaults", "h1", "lib", "mapper", "pool", "request_cls", "timeout", "url")
+    __slots__ = ("defaults", "encoded", "h1", "lib", "mapper", "pool", "request_cls", "timeout",
+                 "url")
 
     def __init__(self, client: Any, lib: ModuleType, url: Any, mapper: Callable[[], Any]) -> None:
         self.lib, self.mapper = lib, mapper
@@ -239,6 +240,9 @@ class _Route:
         self.url = core.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port,
                             target=url.raw_path)
         self.request_cls = core.Request
+        # The header lines of a request but its length, by the caller's headers: a model sends
+        # the same ones on every call, so they are merged and encoded once.
+        self.encoded: dict[tuple[tuple[str, str], ...], list[tuple[bytes, bytes]]] = {}
         # One origin, HTTP/1.1, whole answers: a stack of idle connections serves it in O(1).
         self.h1 = H1Pool(core, self.pool, self.url.origin) if H1Pool.fits(self.pool) else None
 
@@ -263,11 +267,18 @@ class _Route:
         return cls(client, lib, parsed, mapper)
 
     async def post(self, content: bytes, headers: Mapping[str, str]) -> Posted:
-        merged = {**self.defaults, **{k.lower(): v for k, v in headers.items()},
-                  "content-length": str(len(content))}
+        key = tuple(headers.items())
+        lines = self.encoded.get(key)
+        if lines is None:
+            merged = {**self.defaults, **{k.lower(): v for k, v in headers.items()}}
+            merged.pop("content-length", None)
+            lines = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in merged.items()]
+            if len(self.encoded) >= 64:
+                self.encoded.clear()
+            self.encoded[key] = lines
         request = self.request_cls(
             b"POST", self.url, content=content, extensions={"timeout": self.timeout},
-            headers=[(k.encode("latin-1"), v.encode("latin-1")) for k, v in merged.items()])
+            headers=[*lines, (b"content-length", b"%d" % len(content))])
         with self.mapper():
             if self.h1 is not None:
                 status, raw, body = await self.h1.request(request)

@@ -1,0 +1,96 @@
+"""Instructions per model call, counted by callgrind: a figure this VM's drift cannot move.
+
+Run with the peers' venv (it has the fake server and httpx2):
+
+    benchmarks/peers/.venv/bin/python benchmarks/instructions.py \
+        --out benchmarks/results/instructions.md
+
+Each adapter runs `profile_agentnb.py`'s workload (the shared fake OpenAI server, K=3: four
+model calls and three tool calls per run, C=1) under callgrind twice, with `--n1` and `--n2`
+measured runs; the difference, divided by the extra model calls, is the client's user-space
+instructions per model call with start-up, imports and warm-up cancelled out. The fake server
+runs natively (callgrind does not follow child processes). Instructions are not seconds: they
+leave out cache misses and the kernel (whose share per call `profile_agentnb.py` shows to be
+about the same for agentnb and the raw loop), but they repeat to a fraction of a per cent where
+CPU time on this VM moves by 10-40% between runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+_COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
+
+
+def count(adapter: str, runs: int) -> int:
+    """User-space instructions of one `profile_agentnb.py` process with `runs` measured runs."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/cg.out",
+               sys.executable, os.path.join(HERE, "profile_agentnb.py"), "--adapter", adapter,
+               "-n", str(runs), "--no-profile"]
+        # A fixed hash seed: dict and set layouts (and so the work) repeat from run to run.
+        env = {**os.environ, "PYTHONHASHSEED": "0"}
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    found = _COLLECTED.findall(proc.stderr)
+    if proc.returncode != 0 or not found:
+        sys.exit(f"callgrind of {adapter} ({runs} runs) failed:\n{proc.stderr[-2000:]}")
+    return int(found[-1])
+
+
+def main() -> None:
+    """Count, print a table, write `--out` (Markdown) and its .json twin."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--adapters", default="raw_httpx2,agentnb")
+    p.add_argument("--n1", type=int, default=20, help="measured runs of the short process")
+    p.add_argument("--n2", type=int, default=100, help="measured runs of the long process")
+    p.add_argument("--out")
+    a = p.parse_args()
+    if shutil.which("valgrind") is None:
+        sys.exit("valgrind is not installed (Debian: apt-get install -y valgrind)")
+    if a.n2 <= a.n1:
+        sys.exit(f"--n2 ({a.n2}) must be larger than --n1 ({a.n1})")
+    start = time.monotonic()
+    calls = (a.n2 - a.n1) * 4
+    per_call: dict[str, float] = {}
+    totals: dict[str, list[int]] = {}
+    for adapter in a.adapters.split(","):
+        short, long = count(adapter, a.n1), count(adapter, a.n2)
+        totals[adapter] = [short, long]
+        per_call[adapter] = (long - short) / calls
+        print(f"{adapter:12s} {per_call[adapter] / 1e6:8.3f} M instructions per model call "
+              f"({short:,} / {long:,} in all)", flush=True)
+    base = per_call.get("raw_httpx2")
+    lines = [
+        "# Instructions per model call (callgrind, seq_c1 workload)", "",
+        f"Generated {time.strftime('%Y-%m-%d %H:%M:%S')} by `benchmarks/instructions.py "
+        f"--n1 {a.n1} --n2 {a.n2}` in {time.monotonic() - start:.0f} s: user-space "
+        f"instructions of the client process for {a.n2} minus {a.n1} runs, over their "
+        f"{calls} model calls. Repeatable where CPU time is not; not seconds (no cache misses, "
+        "no kernel).", "",
+        "| adapter | M instructions per model call | x raw httpx2 |", "|---|---|---|"]
+    for adapter, value in per_call.items():
+        ratio = f"{value / base:.2f}x" if base else "—"
+        lines.append(f"| {adapter} | {value / 1e6:.3f} | {ratio} |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if a.out:
+        with open(a.out, "w") as f:
+            f.write(text)
+        with open(os.path.splitext(a.out)[0] + ".json", "w") as f:
+            json.dump({"n1": a.n1, "n2": a.n2, "calls": calls, "totals": totals,
+                       "per_call": per_call,
+                       "ratio_to_raw_httpx2": {k: v / base for k, v in per_call.items()}
+                       if base else None}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
