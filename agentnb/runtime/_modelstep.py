@@ -27,6 +27,7 @@ from agentnb.models import ModelResponse, estimate_tokens, observe_retries
 from agentnb.runtime import _hooks
 from agentnb.runtime._step import Step, ToolCallRecord
 from agentnb.tracing import semconv as sc
+from agentnb.tracing._lean import active_span
 
 if TYPE_CHECKING:
     from agentnb.runtime._agent import Agent
@@ -55,7 +56,7 @@ async def model_step(run: Run, index: int, started_at: datetime, t0: float) -> S
     source: str | None = None
     dump: dict[str, Any] | None = None  # the response, redacted once (a fresh call only)
     try:
-        with trace.use_span(span, end_on_exit=False):
+        with active_span(span):
             response, source = await _reuse(run, key, occurrence, request_info)
             if response is None:
                 with observe_retries(_retry_event(span)):

@@ -28,6 +28,7 @@ from agentnb.runtime._step import Step, StepKind
 from agentnb.runtime._tool import render_result
 from agentnb.runtime._writer import RIDE_SPANS
 from agentnb.tracing import semconv as sc
+from agentnb.tracing._lean import active_span
 
 if TYPE_CHECKING:
     from agentnb.runtime._run import Run
@@ -96,7 +97,7 @@ async def run_step(run: Run, kind: StepKind, index: int, started_at: datetime,
         sc.AGENTNB_KIND: "step", sc.AGENTNB_STEP_INDEX: index, sc.AGENTNB_STEP_KIND: kind,
         sc.AGENTNB_RUN_ID: run.run_id})
     try:
-        with trace.use_span(span, end_on_exit=False):
+        with active_span(span):
             try:
                 await preflight(run, index)
                 left = run.scope.left("wall_s") if run.scope else None

@@ -31,6 +31,7 @@ from agentnb.runtime import _hooks
 from agentnb.runtime._step import Step, ToolCallRecord
 from agentnb.runtime._tool import ToolOutcome, _retry_text
 from agentnb.tracing import semconv as sc
+from agentnb.tracing._lean import active_span
 
 if TYPE_CHECKING:
     from agentnb.governance import Approval, ApprovalRequest
@@ -303,7 +304,7 @@ async def _one(run: Run, index: int, i: int, call: ToolCallPart, *, key: str,
             f"execute_tool {call.name}", attributes={k: v for k, v in attrs.items()
                                                      if v is not None})
         try:
-            with trace.use_span(span, end_on_exit=False):
+            with active_span(span):
                 result = await _execute(run, index, call, key=key, occurrence=occurrence,
                                         entry=entry)
             outcome = result[0]

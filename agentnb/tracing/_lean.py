@@ -28,6 +28,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from opentelemetry import context as context_api
 from opentelemetry import trace
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
 
     from agentnb.tracing._queue import SpanQueue
 
-__all__ = ["LeanEvent", "LeanSpan", "LeanTracer"]
+__all__ = ["LeanEvent", "LeanSpan", "LeanTracer", "active_span"]
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _PRIMITIVE = (str, bool, int, float)
@@ -308,3 +309,35 @@ class LeanTracer(trace.Tracer):
         with trace.use_span(span, end_on_exit=end_on_exit, record_exception=record_exception,
                             set_status_on_exception=set_status_on_exception) as current:
             yield current  # type: ignore[misc]
+
+
+class active_span:
+    """`trace.use_span(span, end_on_exit=False)` as a small class: the span is current inside
+    the block, and an `Exception` leaving it is recorded on the span with an ERROR status.
+
+    OTel's `use_span` is a generator-based context manager, built anew on every use: this does
+    the same for half the cost, and a run enters three per step.
+
+    Example:
+        >>> from agentnb.tracing._queue import SpanQueue
+        >>> span = LeanTracer(SpanQueue()).start_span("s")
+        >>> with active_span(span):
+        ...     trace.get_current_span() is span
+        True
+    """
+
+    __slots__ = ("_span", "_token")
+
+    def __init__(self, span: trace.Span) -> None:
+        self._span = span
+
+    def __enter__(self) -> trace.Span:
+        self._token = context_api.attach(trace.set_span_in_context(self._span))
+        return self._span
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        context_api.detach(self._token)
+        # As `use_span`: only `Exception`s (not GeneratorExit, CancelledError...) are errors.
+        if isinstance(exc, Exception) and self._span.is_recording():
+            self._span.record_exception(exc)
+            self._span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))

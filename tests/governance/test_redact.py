@@ -254,3 +254,19 @@ def test_the_trigger_probe_never_skips_a_match(text: str) -> None:
     regex = PLAIN._fast[0]
     assert regex is not None
     assert PLAIN.redact(text) == regex.sub(PLAIN._replace, text)
+
+
+_WORDS = ["api_key", "API-Key", "apikey", "secret", "PassWord", "passwd", "authorization",
+          "credential", "private_key", "access-token", "refresh_token", "auth_token", "token",
+          "key", "tokens", "monkey", "\u212aey", "\u017fecret", "AUTHOR\u0130ZATION"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(max_size=6), st.sampled_from(_WORDS) | st.text(max_size=12), st.text(max_size=6))
+def test_the_sensitive_key_screen_agrees_with_the_pattern(head: str, word: str, tail: str) -> None:
+    """The plain look for the pattern's words before `_SENSITIVE_KEY` never changes an answer,
+    case and non-ASCII spellings included."""
+    from agentnb.governance._redact import _SENSITIVE_KEY, _sensitive_key
+
+    for key in (word, head + word, word + tail, head + word + tail, word.upper()):
+        assert _sensitive_key(key) == (_SENSITIVE_KEY.fullmatch(key) is not None), key
