@@ -12,7 +12,10 @@ instructions per model call with start-up, imports and warm-up cancelled out. Th
 runs natively (callgrind does not follow child processes). Instructions are not seconds: they
 leave out cache misses and the kernel (whose share per call `profile_agentnb.py` shows to be
 about the same for agentnb and the raw loop), but they repeat to a fraction of a per cent where
-CPU time on this VM moves by 10-40% between runs.
+CPU time on this VM moves by 10-40% between runs. agentnb does a little work on wall-clock
+timers (stop flags are read again every 75 ms), which valgrind's slowdown makes more frequent:
+its count errs high, more so on a busy machine and with fewer runs (20/120 on an idle machine:
+3.62 M; 10/60 beside the test suite: 3.72 M).
 """
 
 from __future__ import annotations

@@ -81,6 +81,14 @@ def targets(peers: dict[str, Any] | None, runtime: dict[str, Any] | None,
                     f"{values[-1]:.2f}x, `results/{where}`); one-run table: {note}")
         add(f"CPU/call vs raw httpx2 loop, {sc} (tracing+budget+policy on)", ratio, "<= 1.5x",
             None if ratio is None else ratio <= 1.5, note)
+    instr = _load("instructions.json")
+    if instr and instr.get("ratio_to_raw_httpx2"):
+        per = instr["per_call"]
+        add("instructions/call vs raw httpx2 loop, seq_c1 (callgrind)",
+            instr["ratio_to_raw_httpx2"].get("agentnb"), "(reported)", None,
+            f"{per['agentnb'] / 1e6:.3f} vs {per['raw_httpx2'] / 1e6:.3f} M per model call, "
+            f"{instr['n2']} minus {instr['n1']} runs; repeatable where CPU time is not "
+            "(`results/instructions.md`)")
     a, p = _cell(cells, "conc_c100", "agentnb"), _cell(cells, "conc_c100", "pydantic_ai")
     ratio = a["calls_per_s"] / p["calls_per_s"] if a and p else None
     add("calls/s at C=100 vs pydantic-ai", ratio, ">= 4x", None if ratio is None else ratio >= 4,

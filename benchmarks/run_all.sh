@@ -35,6 +35,11 @@ else
         --repeat 9 --out "$OUT/ratios_seq.md" || status=$?
     "$PEERS_PY" benchmarks/peers/run_bench.py --adapters raw_httpx2,agentnb --scenarios conc_c100 \
         --repeat 5 --out "$OUT/ratios.md" || status=$?
+    # The seq_c1 ratio again in instructions (callgrind): what the VM's drift cannot move.
+    if command -v valgrind > /dev/null; then
+        "$PEERS_PY" benchmarks/instructions.py --n1 20 --n2 120 \
+            --out "$OUT/instructions.md" || status=$?
+    fi
     "$PY" benchmarks/bench_runtime.py --rounds 4 --json "$OUT/runtime.json" || status=$?
     "$PY" benchmarks/bench_trace_store.py > "$OUT/trace_store.txt" || status=$?
 fi
