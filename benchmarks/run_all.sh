@@ -37,7 +37,7 @@ else
         --repeat 5 --out "$OUT/ratios.md" || status=$?
     # The seq_c1 ratio again in instructions (callgrind): what the VM's drift cannot move.
     if command -v valgrind > /dev/null; then
-        "$PEERS_PY" benchmarks/instructions.py --n1 20 --n2 120 \
+        "$PEERS_PY" benchmarks/instructions.py --n1 20 --n2 80 \
             --out "$OUT/instructions.md" || status=$?
     fi
     "$PY" benchmarks/bench_runtime.py --rounds 4 --json "$OUT/runtime.json" || status=$?
