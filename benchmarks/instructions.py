@@ -89,7 +89,8 @@ def main() -> None:
         with open(a.out, "w") as f:
             f.write(text)
         with open(os.path.splitext(a.out)[0] + ".json", "w") as f:
-            json.dump({"n1": a.n1, "n2": a.n2, "calls": calls, "totals": totals,
+            json.dump({"generated": time.strftime("%Y-%m-%d %H:%M:%S"), "n1": a.n1,
+                       "n2": a.n2, "calls": calls, "totals": totals,
                        "per_call": per_call,
                        "ratio_to_raw_httpx2": {k: v / base for k, v in per_call.items()}
                        if base else None}, f, indent=1)

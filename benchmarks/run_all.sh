@@ -2,6 +2,7 @@
 # Regenerate every benchmark figure into benchmarks/results/latest.md + latest.json.
 #   bash benchmarks/run_all.sh            # 10-15 minutes on 2 cores (see benchmarks/README.md)
 #   QUICK=1 bash benchmarks/run_all.sh    # smoke test: fewer runs per cell, fewer scenarios
+#   INSTRUCTIONS=1 bash benchmarks/run_all.sh   # also instructions per call (valgrind)
 # The peer comparison runs in its own venv (benchmarks/peers/.venv, created on first use from
 # benchmarks/peers/requirements.txt plus agentnb editable); the rest runs in the project's .venv.
 set -uo pipefail
@@ -35,8 +36,9 @@ else
         --repeat 9 --out "$OUT/ratios_seq.md" || status=$?
     "$PEERS_PY" benchmarks/peers/run_bench.py --adapters raw_httpx2,agentnb --scenarios conc_c100 \
         --repeat 5 --out "$OUT/ratios.md" || status=$?
-    # The seq_c1 ratio again in instructions (callgrind): what the VM's drift cannot move.
-    if command -v valgrind > /dev/null; then
+    # INSTRUCTIONS=1: the seq_c1 ratio again in instructions (callgrind), which the VM's drift
+    # cannot move; about 2.5 minutes more, which can take a slow hour past 15 minutes.
+    if [ -n "${INSTRUCTIONS:-}" ] && command -v valgrind > /dev/null; then
         "$PEERS_PY" benchmarks/instructions.py --n1 20 --n2 80 \
             --out "$OUT/instructions.md" || status=$?
     fi
