@@ -133,3 +133,51 @@ def test_openai_stream_chunks_of_any_shape(chunks: list[dict[str, Any]]) -> None
     except AgentnbError:
         return
     _well_typed(response)
+
+
+ANTHROPIC_EVENT = st.one_of(
+    st.fixed_dictionaries({"type": st.just("message_start"), "message": _maybe(
+        st.fixed_dictionaries({"id": _maybe(st.text(max_size=6)),
+                               "usage": _maybe(st.fixed_dictionaries({
+                                   "input_tokens": _maybe(st.integers(0, 99))}))}))}),
+    st.fixed_dictionaries({"type": st.just("content_block_start"),
+                           "index": _maybe(st.integers(0, 2)),
+                           "content_block": _maybe(ANTHROPIC_BLOCK)}),
+    st.fixed_dictionaries({"type": st.just("content_block_delta"),
+                           "index": _maybe(st.integers(0, 2)),
+                           "delta": _maybe(st.fixed_dictionaries({
+                               "type": st.sampled_from(["text_delta", "input_json_delta",
+                                                        "thinking_delta", "signature_delta"]),
+                               "text": _maybe(st.text(max_size=6)),
+                               "partial_json": _maybe(st.sampled_from(['{"k', '": 1}'])),
+                               "thinking": _maybe(st.text(max_size=6)),
+                               "signature": _maybe(st.text(max_size=6))}))}),
+    st.fixed_dictionaries({"type": st.just("message_delta"),
+                           "delta": _maybe(st.fixed_dictionaries({
+                               "stop_reason": _maybe(st.sampled_from(["end_turn", "tool_use"]))})),
+                           "usage": _maybe(st.fixed_dictionaries({
+                               "output_tokens": _maybe(st.integers(0, 99))}))}))
+
+
+@FUZZ
+@given(st.lists(ANTHROPIC_EVENT, min_size=1, max_size=6))
+def test_anthropic_stream_events_of_any_shape(events: list[dict[str, Any]]) -> None:
+    """Each event is folded under the same guard `_parse_stream` uses: an odd field ends the
+    stream with one `UnexpectedModelOutput`, and a stream that gets through gives a
+    well-typed response."""
+    from agentnb.models.anthropic import _ODD_SHAPE, _Accumulator  # pyright: ignore[reportPrivateUsage]
+
+    model = AnthropicModel("claude-x", base_url="http://127.0.0.1:9", api_key="sk-test")
+    acc = _Accumulator()
+    try:
+        for data in events:
+            try:
+                model._apply(acc, data["type"], data)  # pyright: ignore[reportPrivateUsage]
+            except _ODD_SHAPE:
+                return  # `_parse_stream` turns this into UnexpectedModelOutput
+        response = model._finish(acc)  # pyright: ignore[reportPrivateUsage]
+    except _ODD_SHAPE:
+        return
+    except AgentnbError:
+        return
+    _well_typed(response)

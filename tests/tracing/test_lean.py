@@ -162,3 +162,41 @@ def test_span_ids_count_up_from_a_random_start_and_differ_after_fork() -> None:
     parent_next = tracer.start_span("parent").get_span_context().span_id
     assert parent_next == ids[-1] + 1
     assert abs(child - parent_next) > 2**20
+
+
+def test_active_span_matches_use_span() -> None:
+    """`active_span` makes the span current and restores the previous one; an `Exception`
+    leaving it is recorded with an ERROR status (as `trace.use_span` does), a
+    `BaseException` such as cancellation is not, and the span is not ended."""
+    import asyncio
+
+    from agentnb.tracing._lean import active_span
+    from agentnb.tracing._queue import SpanQueue
+
+    tracer = LeanTracer(SpanQueue())
+    outer = tracer.start_span("outer")
+    with active_span(outer):
+        inner = tracer.start_span("inner")
+        seen: list[object] = []
+
+        def fail() -> None:
+            with active_span(inner):
+                seen.append(trace.get_current_span())
+                raise ValueError("boom")
+
+        with pytest.raises(ValueError, match="boom"):
+            fail()
+        assert seen == [inner]
+        assert trace.get_current_span() is outer
+    assert trace.get_current_span() is not outer
+    assert [e.name for e in inner.events] == ["exception"]
+    status = inner._status  # pyright: ignore[reportPrivateUsage]
+    assert status is not None
+    assert status.status_code is StatusCode.ERROR
+    assert status.description == "ValueError: boom"
+    assert inner.is_recording()  # not ended: the caller ends it
+    cancelled = tracer.start_span("cancelled")
+    with pytest.raises(asyncio.CancelledError), active_span(cancelled):
+        raise asyncio.CancelledError
+    assert list(cancelled.events) == []
+    assert cancelled._status is None  # pyright: ignore[reportPrivateUsage]
