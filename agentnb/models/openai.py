@@ -18,30 +18,30 @@ from typing import TYPE_CHECKING, Any
 
 from agentnb.core import (
     ConfigError,
-    FinishReason,
     Message,
     ModelHTTPError,
-    Part,
     RefusalPart,
     TextPart,
-    ThinkingPart,
     ToolCallPart,
     ToolDefinition,
     ToolResultPart,
     UnexpectedModelOutput,
-    Usage,
     compact_json,
     loads_json,
 )
 from agentnb.models._base import (
-    Choice,
     ModelBase,
     ModelInfo,
     ModelResponse,
     ModelSettings,
     StreamCallback,
-    StreamEvent,
-    estimate_tokens,
+)
+from agentnb.models._openai_parse import (
+    Accumulator,
+    choice_from_message,
+    hint_format,
+    index_of,
+    response_from,
 )
 
 if TYPE_CHECKING:
@@ -55,15 +55,6 @@ __all__ = ["OpenAIModel"]
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
-_FINISH: dict[str, FinishReason] = {
-    "stop": "stop",
-    "length": "length",
-    "tool_calls": "tool_calls",
-    "function_call": "tool_calls",
-    "content_filter": "content_filter",
-    "refusal": "refusal",
-    "error": "error",
-}
 
 # In-stream error `type`/`code` values and the HTTP status they stand for.
 _ERROR_STATUS = {
@@ -309,7 +300,7 @@ class OpenAIModel(ModelBase):
                     # Some servers ignore `stream: true` and answer plain JSON.
                     raw = (await response.aread()).decode("utf-8", "replace")
                     return self._parse_body(raw, info, messages, tools)
-                acc = _Accumulator(on_event)
+                acc = Accumulator(on_event)
                 async for event in aiter_sse(_lines(response)):
                     data = event.data.strip()
                     if data == "[DONE]":
@@ -321,7 +312,7 @@ class OpenAIModel(ModelBase):
                         msg = (f"Model {info.id!r} at {self.base_url!r} sent a stream chunk "
                                f"that is not JSON: {data[:200]!r}.")
                         raise UnexpectedModelOutput(msg, body=data, model=info.id,
-                                                    hint=_hint_format())
+                                                    hint=hint_format())
                     if "error" in chunk and not chunk.get("choices"):
                         raise self._stream_error(chunk, acc.emitted, info)
                     acc.add(chunk)
@@ -343,20 +334,20 @@ class OpenAIModel(ModelBase):
             msg = (f"Model {info.id!r} at {self.base_url!r} answered with a body that is not "
                    f"JSON: {text[:200]!r}.")
             raise UnexpectedModelOutput(msg, body=_text(text), model=info.id,
-                                        hint=_hint_format())
+                                        hint=hint_format())
         if "error" in data and not data.get("choices"):
             raise self._stream_error(data, emitted=False, info=info)
         raw_choices = data.get("choices")
         if not isinstance(raw_choices, list) or not raw_choices:
             msg = f"Model {info.id!r} at {self.base_url!r} answered without `choices`."
             raise UnexpectedModelOutput(msg, body=_text(text), model=info.id,
-                                        hint=_hint_format())
-        choices = sorted((_choice_from_message(c) for c in raw_choices), key=lambda c: c.index)
-        raw_finish = {_index(c.get("index")): c.get("finish_reason")
+                                        hint=hint_format())
+        choices = sorted((choice_from_message(c) for c in raw_choices), key=lambda c: c.index)
+        raw_finish = {index_of(c.get("index")): c.get("finish_reason")
                       for c in raw_choices if isinstance(c, dict)}.get(choices[0].index)
-        return _response(choices, data.get("usage"), provider_id=data.get("id"),
-                         model_name=data.get("model"), info=info, messages=messages, tools=tools,
-                         raw_finish=raw_finish)
+        return response_from(choices, data.get("usage"), provider_id=data.get("id"),
+                             model_name=data.get("model"), info=info, messages=messages,
+                             tools=tools, raw_finish=raw_finish)
 
     def _stream_error(self, payload: Any, emitted: bool, info: ModelInfo) -> ModelHTTPError:
         error = payload.get("error", payload) if isinstance(payload, dict) else payload
@@ -386,11 +377,6 @@ def _with_price(info: ModelInfo, price: Any) -> ModelInfo:
         cache_write_per_mtok=price.cache_write_per_mtok,
         context_window=price.context_window or info.context_window,
     )
-
-
-def _hint_format() -> str:
-    return ("Check that `base_url` points at an OpenAI-compatible API (it usually ends in "
-            "`/v1`) and not at a web page or proxy login.")
 
 
 async def _lines(response: httpx.Response) -> AsyncIterator[str]:
@@ -449,250 +435,6 @@ def _messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
             role = "user" if m.role == "tool" else m.role
             out.append({"role": role, "content": text})
     return out
-
-
-def _finish(raw: str | None, parts: Sequence[Part]) -> FinishReason | None:
-    if raw is None:
-        return None
-    finish = _FINISH.get(raw, "stop")
-    if finish == "stop" and any(isinstance(p, ToolCallPart) for p in parts):
-        finish = "tool_calls"
-    if finish == "stop" and any(isinstance(p, RefusalPart) for p in parts):
-        finish = "refusal"
-    return finish
-
-
-def _text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(str(c.get("text", "")) for c in content if isinstance(c, dict))
-    return ""
-
-
-def _args_text(arguments: Any) -> str:
-    if arguments is None or arguments == "":
-        return "{}"
-    return arguments if isinstance(arguments, str) else json.dumps(arguments)
-
-
-def _choice_from_message(raw: Any) -> Choice:
-    # Every value is brought to its field's type here, so validating the parts cannot fail
-    # (pydantic's validation in Rust is also faster than `model_construct`).
-    raw = raw if isinstance(raw, dict) else {}
-    message = raw.get("message")
-    message = message if isinstance(message, dict) else {}
-    parts: list[Part] = []
-    thinking = message.get("reasoning_content") or message.get("reasoning")
-    if isinstance(thinking, str) and thinking:
-        parts.append(ThinkingPart(text=thinking))
-    text = _text_of(message.get("content"))
-    if text:
-        parts.append(TextPart(text=text))
-    if message.get("refusal"):
-        parts.append(RefusalPart(text=str(message["refusal"])))
-    raw_calls = message.get("tool_calls")
-    calls = list(raw_calls) if isinstance(raw_calls, list) else []
-    if message.get("function_call"):
-        calls.append({"function": message["function_call"]})
-    for i, item in enumerate(calls):
-        call = item if isinstance(item, dict) else {}
-        fn = call.get("function")
-        fn = fn if isinstance(fn, dict) else {}
-        name = fn.get("name")
-        parts.append(ToolCallPart(
-            id=str(call.get("id") or f"call_{i}"), name=name if isinstance(name, str) else "",
-            arguments=_args_text(fn.get("arguments"))))
-    raw_finish = raw.get("finish_reason")
-    return Choice(
-        index=_index(raw.get("index")), parts=tuple(parts),
-        finish_reason=_finish(str(raw_finish), parts) if raw_finish else None)
-
-
-def _index(value: Any) -> int:
-    """A count or index from the provider's JSON; 0 when it is missing or not a number."""
-    try:
-        return max(0, int(value or 0))
-    except (TypeError, ValueError, OverflowError):
-        return 0
-
-
-def _usage(raw: Any, info: ModelInfo, messages: Sequence[Message],
-           tools: Sequence[ToolDefinition], choices: Sequence[Choice]) -> Usage:
-    if not isinstance(raw, dict):
-        # The server sent no usage: estimate rather than report a silent zero.
-        input_tokens = estimate_tokens(messages, tools)
-        chars = sum(len(getattr(p, "text", "") or getattr(p, "arguments", ""))
-                    for c in choices for p in c.parts)
-        output_tokens = max(1, chars // 4)
-        return Usage(input_tokens=input_tokens, output_tokens=output_tokens, model_calls=1,
-                     usd=info.cost(input_tokens=input_tokens, output_tokens=output_tokens))
-    prompt = raw.get("prompt_tokens_details")
-    prompt = prompt if isinstance(prompt, dict) else {}
-    completion = raw.get("completion_tokens_details")
-    completion = completion if isinstance(completion, dict) else {}
-    input_tokens = _index(raw.get("prompt_tokens"))
-    output_tokens = _index(raw.get("completion_tokens"))
-    cached = _index(prompt.get("cached_tokens") or raw.get("prompt_cache_hit_tokens")
-                    or raw.get("cache_read_input_tokens"))
-    written = _index(prompt.get("cache_write_tokens") or prompt.get("cache_creation_tokens")
-                     or raw.get("cache_creation_input_tokens"))
-    reasoning = _index(completion.get("reasoning_tokens"))
-    usd = info.cost(input_tokens=input_tokens, output_tokens=output_tokens,
-                    cached_tokens=cached, cache_write_tokens=written)
-    return Usage(input_tokens=input_tokens, output_tokens=output_tokens, cached_tokens=cached,
-                 cache_write_tokens=written, reasoning_tokens=reasoning, model_calls=1, usd=usd)
-
-
-def _response(choices: Sequence[Choice], usage: Any, *, provider_id: Any, model_name: Any,
-              info: ModelInfo, messages: Sequence[Message], tools: Sequence[ToolDefinition],
-              raw_finish: str | None = None) -> ModelResponse:
-    first = choices[0] if choices else Choice(index=0)
-    return ModelResponse(
-        parts=first.parts,
-        usage=_usage(usage, info, messages, tools, choices),
-        finish_reason=first.finish_reason,
-        raw_finish_reason=None if raw_finish is None else str(raw_finish),
-        model_name=str(model_name or info.name),
-        provider_id=str(provider_id) if provider_id else None,
-        extra_choices=tuple(choices[1:]),
-    )
-
-
-class _ToolCallBuffer:
-    __slots__ = ("arguments", "id", "index", "name")
-
-    def __init__(self, index: int) -> None:
-        self.index = index
-        self.id = ""
-        self.name = ""
-        self.arguments = ""
-
-
-class _ChoiceBuffer:
-    def __init__(self, index: int) -> None:
-        self.index = index
-        self.thinking = ""
-        self.text = ""
-        self.refusal = ""
-        self.calls: list[_ToolCallBuffer] = []
-        self.by_index: dict[int, _ToolCallBuffer] = {}
-        self.finish: str | None = None
-
-    def parts(self) -> tuple[Part, ...]:
-        parts: list[Part] = []
-        if self.thinking:
-            parts.append(ThinkingPart(text=self.thinking))
-        if self.text:
-            parts.append(TextPart(text=self.text))
-        if self.refusal:
-            parts.append(RefusalPart(text=self.refusal))
-        parts.extend(
-            ToolCallPart(id=c.id or f"call_{i}", name=c.name, arguments=_args_text(c.arguments))
-            for i, c in enumerate(self.calls)
-        )
-        return tuple(parts)
-
-
-class _Accumulator:
-    """Folds `chat.completion.chunk` objects into choices, reporting deltas as they arrive."""
-
-    def __init__(self, on_event: StreamCallback | None) -> None:
-        self.on_event = on_event
-        self.choices: dict[int, _ChoiceBuffer] = {}
-        self.usage: Any = None
-        self.id: Any = None
-        self.model: Any = None
-        self.emitted = False
-
-    def _emit(self, event: StreamEvent) -> None:
-        self.emitted = True
-        if self.on_event is not None:
-            self.on_event(event)
-
-    def add(self, chunk: dict[str, Any]) -> None:
-        self.id = self.id or chunk.get("id")
-        self.model = self.model or chunk.get("model")
-        if chunk.get("usage"):
-            self.usage = chunk["usage"]
-        raw_choices = chunk.get("choices")
-        for raw in raw_choices if isinstance(raw_choices, list) else []:
-            if not isinstance(raw, dict):
-                continue
-            index = _index(raw.get("index"))
-            buf = self.choices.setdefault(index, _ChoiceBuffer(index))
-            delta = raw.get("delta")
-            delta = delta if isinstance(delta, dict) else {}
-            thinking = delta.get("reasoning_content") or delta.get("reasoning")
-            if isinstance(thinking, str) and thinking:
-                buf.thinking += thinking
-                if index == 0:
-                    self._emit(StreamEvent(kind="thinking", delta=thinking))
-            text = _text_of(delta.get("content"))
-            if text:
-                buf.text += text
-                if index == 0:
-                    self._emit(StreamEvent(kind="text", delta=text))
-            refusal = delta.get("refusal")
-            if isinstance(refusal, str) and refusal:
-                buf.refusal += refusal
-                if index == 0:
-                    self._emit(StreamEvent(kind="refusal", delta=refusal))
-            fragments = delta.get("tool_calls")
-            for frag in fragments if isinstance(fragments, list) else []:
-                if isinstance(frag, dict):
-                    self._tool_fragment(buf, frag)
-            if delta.get("function_call"):
-                self._tool_fragment(buf, {"index": 0, "function": delta["function_call"]})
-            if raw.get("finish_reason"):
-                buf.finish = str(raw["finish_reason"])
-
-    def _tool_fragment(self, buf: _ChoiceBuffer, frag: dict[str, Any]) -> None:
-        pos = frag.get("index")
-        call_id = frag.get("id") or ""
-        call_id = call_id if isinstance(call_id, str) else str(call_id)
-        if not isinstance(pos, int) or isinstance(pos, bool):
-            # Servers that omit `index`: a new id starts a new call, otherwise extend the last.
-            pos = len(buf.calls) - (0 if call_id or not buf.calls else 1)
-            pos = max(pos, 0)
-        call = buf.by_index.get(pos)
-        if call is None or (call_id and call.id and call_id != call.id):
-            # A different id at a used index is a new call (some servers number every call 0).
-            call = _ToolCallBuffer(len(buf.calls))
-            buf.calls.append(call)
-            buf.by_index[pos] = call
-        fn = frag.get("function")
-        fn = fn if isinstance(fn, dict) else {}
-        first = not call.name
-        if call_id and not call.id:
-            call.id = call_id
-        name = fn.get("name")
-        if isinstance(name, str) and name and name != call.name:
-            # Names repeated in later fragments are not appended; split names are.
-            call.name += name
-        arguments = fn.get("arguments")
-        if arguments is not None and not isinstance(arguments, str):
-            arguments = json.dumps(arguments)  # an object (some servers), or junk to show
-        if arguments:
-            call.arguments += arguments
-        if buf.index == 0 and (arguments or first):
-            self._emit(StreamEvent(kind="tool_call", delta=arguments or "", index=call.index,
-                                   name=call.name if first else None))
-
-    def response(self, info: ModelInfo, messages: Sequence[Message],
-                 tools: Sequence[ToolDefinition]) -> ModelResponse:
-        if not self.choices and self.id is None:
-            msg = f"Model {info.id!r} ended its stream without sending any chunk."
-            raise UnexpectedModelOutput(msg, model=info.id, hint=_hint_format())
-        choices = []
-        for index in sorted(self.choices):
-            buf = self.choices[index]
-            parts = buf.parts()
-            choices.append(Choice(index=index, parts=parts, finish_reason=_finish(buf.finish,
-                                                                                  parts)))
-        raw_finish = self.choices[min(self.choices)].finish if self.choices else None
-        return _response(choices, self.usage, provider_id=self.id, model_name=self.model,
-                         info=info, messages=messages, tools=tools, raw_finish=raw_finish)
 
 
 def _text(body: str | bytes) -> str:

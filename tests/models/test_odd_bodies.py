@@ -121,11 +121,11 @@ OPENAI_CHUNK = st.fixed_dictionaries({
 @FUZZ
 @given(st.lists(OPENAI_CHUNK, min_size=1, max_size=4))
 def test_openai_stream_chunks_of_any_shape(chunks: list[dict[str, Any]]) -> None:
-    from agentnb.models.openai import _Accumulator  # pyright: ignore[reportPrivateUsage]
+    from agentnb.models._openai_parse import Accumulator
 
     model = OpenAIModel("test-unpriced", base_url="http://127.0.0.1:9/v1", api_key="sk-test")
     events: list[Any] = []
-    acc = _Accumulator(events.append)
+    acc = Accumulator(events.append)
     try:
         for chunk in chunks:
             acc.add(chunk)
@@ -165,10 +165,11 @@ def test_anthropic_stream_events_of_any_shape(events: list[dict[str, Any]]) -> N
     """Each event is folded under the same guard `_parse_stream` uses: an odd field ends the
     stream with one `UnexpectedModelOutput`, and a stream that gets through gives a
     well-typed response."""
-    from agentnb.models.anthropic import _ODD_SHAPE, _Accumulator  # pyright: ignore[reportPrivateUsage]
+    from agentnb.models._anthropic_wire import Accumulator
+    from agentnb.models.anthropic import _ODD_SHAPE  # pyright: ignore[reportPrivateUsage]
 
     model = AnthropicModel("claude-x", base_url="http://127.0.0.1:9", api_key="sk-test")
-    acc = _Accumulator()
+    acc = Accumulator()
     try:
         for data in events:
             try:
