@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from agentnb.models._base import ModelSettings
 
-__all__ = ["REDACTED_PREFIX", "Accumulator", "count_of", "to_wire_messages", "tool_choice"]
+__all__ = ["REDACTED_PREFIX", "Accumulator", "to_wire_messages", "tool_choice"]
 
 REDACTED_PREFIX = "anthropic-redacted:"
 
@@ -182,14 +182,6 @@ class Accumulator:
                                           name=str(block.get("name", "")),
                                           arguments=_normalise_args("".join(self.args[index]))))
         return tuple(parts)
-
-
-def count_of(value: Any) -> int:
-    """A token count from the answer; 0 when it is missing or not a number."""
-    try:
-        return max(0, int(value or 0))
-    except (TypeError, ValueError, OverflowError):
-        return 0
 
 
 def _normalise_args(text: str) -> str:

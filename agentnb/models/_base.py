@@ -24,6 +24,7 @@ __all__ = [
     "ModelSettings",
     "StreamEvent",
     "estimate_tokens",
+    "wire_count",
 ]
 
 
@@ -294,3 +295,17 @@ def _tool_chars(tool: ToolDefinition) -> int:
         _TOOL_CHARS.clear()
     _TOOL_CHARS[id(tool)] = (tool, chars)
     return chars
+
+
+def wire_count(value: Any) -> int:
+    """A count or index from a provider's JSON; 0 when it is missing, negative or not a number
+    (both clients read token counts and choice indexes with it).
+
+    Example:
+        >>> wire_count(12), wire_count("7"), wire_count(None), wire_count([1]), wire_count(-3)
+        (12, 7, 0, 0, 0)
+    """
+    try:
+        return max(0, int(value or 0))
+    except (TypeError, ValueError, OverflowError):
+        return 0

@@ -21,7 +21,14 @@ from agentnb.core import (
     UnexpectedModelOutput,
     Usage,
 )
-from agentnb.models._base import Choice, ModelResponse, StreamCallback, StreamEvent, estimate_tokens
+from agentnb.models._base import (
+    Choice,
+    ModelResponse,
+    StreamCallback,
+    StreamEvent,
+    estimate_tokens,
+    wire_count,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -29,7 +36,7 @@ if TYPE_CHECKING:
     from agentnb.core import Message, ToolDefinition
     from agentnb.models._base import ModelInfo
 
-__all__ = ["Accumulator", "choice_from_message", "hint_format", "index_of", "response_from"]
+__all__ = ["Accumulator", "choice_from_message", "hint_format", "response_from"]
 
 
 def hint_format() -> str:
@@ -109,16 +116,8 @@ def choice_from_message(raw: Any) -> Choice:
             arguments=_args_text(fn.get("arguments"))))
     raw_finish = raw.get("finish_reason")
     return Choice(
-        index=index_of(raw.get("index")), parts=tuple(parts),
+        index=wire_count(raw.get("index")), parts=tuple(parts),
         finish_reason=_finish(str(raw_finish), parts) if raw_finish else None)
-
-
-def index_of(value: Any) -> int:
-    """A count or index from the provider's JSON; 0 when it is missing or not a number."""
-    try:
-        return max(0, int(value or 0))
-    except (TypeError, ValueError, OverflowError):
-        return 0
 
 
 def _usage(raw: Any, info: ModelInfo, messages: Sequence[Message],
@@ -135,13 +134,13 @@ def _usage(raw: Any, info: ModelInfo, messages: Sequence[Message],
     prompt = prompt if isinstance(prompt, dict) else {}
     completion = raw.get("completion_tokens_details")
     completion = completion if isinstance(completion, dict) else {}
-    input_tokens = index_of(raw.get("prompt_tokens"))
-    output_tokens = index_of(raw.get("completion_tokens"))
-    cached = index_of(prompt.get("cached_tokens") or raw.get("prompt_cache_hit_tokens")
+    input_tokens = wire_count(raw.get("prompt_tokens"))
+    output_tokens = wire_count(raw.get("completion_tokens"))
+    cached = wire_count(prompt.get("cached_tokens") or raw.get("prompt_cache_hit_tokens")
                     or raw.get("cache_read_input_tokens"))
-    written = index_of(prompt.get("cache_write_tokens") or prompt.get("cache_creation_tokens")
+    written = wire_count(prompt.get("cache_write_tokens") or prompt.get("cache_creation_tokens")
                      or raw.get("cache_creation_input_tokens"))
-    reasoning = index_of(completion.get("reasoning_tokens"))
+    reasoning = wire_count(completion.get("reasoning_tokens"))
     usd = info.cost(input_tokens=input_tokens, output_tokens=output_tokens,
                     cached_tokens=cached, cache_write_tokens=written)
     return Usage(input_tokens=input_tokens, output_tokens=output_tokens, cached_tokens=cached,
@@ -225,7 +224,7 @@ class Accumulator:
         for raw in raw_choices if isinstance(raw_choices, list) else []:
             if not isinstance(raw, dict):
                 continue
-            index = index_of(raw.get("index"))
+            index = wire_count(raw.get("index"))
             buf = self.choices.setdefault(index, _ChoiceBuffer(index))
             delta = raw.get("delta")
             delta = delta if isinstance(delta, dict) else {}

@@ -54,11 +54,17 @@ from agentnb.core import (
 )
 from agentnb.models._anthropic_wire import (
     Accumulator,
-    count_of,
     to_wire_messages,
     tool_choice,
 )
-from agentnb.models._base import ModelBase, ModelInfo, ModelResponse, ModelSettings, StreamEvent
+from agentnb.models._base import (
+    ModelBase,
+    ModelInfo,
+    ModelResponse,
+    ModelSettings,
+    StreamEvent,
+    wire_count,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -450,10 +456,10 @@ class AnthropicModel(ModelBase):
             note = "The model declined to continue (Anthropic stop_reason 'refusal')"
             parts = (*parts, RefusalPart(text=f"{note}: {text}" if text else f"{note}."))
         u = acc.usage
-        cache_read = count_of(u.get("cache_read_input_tokens"))
-        cache_write = count_of(u.get("cache_creation_input_tokens"))
-        input_tokens = count_of(u.get("input_tokens")) + cache_read + cache_write
-        output_tokens = count_of(u.get("output_tokens"))
+        cache_read = wire_count(u.get("cache_read_input_tokens"))
+        cache_write = wire_count(u.get("cache_creation_input_tokens"))
+        input_tokens = wire_count(u.get("input_tokens")) + cache_read + cache_write
+        output_tokens = wire_count(u.get("output_tokens"))
         usd = self.info.cost(input_tokens=input_tokens, output_tokens=output_tokens,
                              cached_tokens=cache_read, cache_write_tokens=cache_write)
         usage = Usage(input_tokens=input_tokens, output_tokens=output_tokens,

@@ -35,12 +35,12 @@ from agentnb.models._base import (
     ModelResponse,
     ModelSettings,
     StreamCallback,
+    wire_count,
 )
 from agentnb.models._openai_parse import (
     Accumulator,
     choice_from_message,
     hint_format,
-    index_of,
     response_from,
 )
 
@@ -343,7 +343,7 @@ class OpenAIModel(ModelBase):
             raise UnexpectedModelOutput(msg, body=_text(text), model=info.id,
                                         hint=hint_format())
         choices = sorted((choice_from_message(c) for c in raw_choices), key=lambda c: c.index)
-        raw_finish = {index_of(c.get("index")): c.get("finish_reason")
+        raw_finish = {wire_count(c.get("index")): c.get("finish_reason")
                       for c in raw_choices if isinstance(c, dict)}.get(choices[0].index)
         return response_from(choices, data.get("usage"), provider_id=data.get("id"),
                              model_name=data.get("model"), info=info, messages=messages,
