@@ -34,12 +34,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 _COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
 
 
-def count(adapter: str, runs: int) -> int:
-    """User-space instructions of one `profile_agentnb.py` process with `runs` measured runs."""
+def count(adapter: str, runs: int, extra: list[str] | None = None) -> int:
+    """User-space instructions of one `profile_agentnb.py` process with `runs` measured runs
+    (`extra`: more arguments for it, e.g. `--off audit` to count without a part)."""
     with tempfile.TemporaryDirectory() as tmp:
         cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/cg.out",
                sys.executable, os.path.join(HERE, "profile_agentnb.py"), "--adapter", adapter,
-               "-n", str(runs), "--no-profile"]
+               "-n", str(runs), "--no-profile", *(extra or [])]
         # A fixed hash seed: dict and set layouts (and so the work) repeat from run to run.
         env = {**os.environ, "PYTHONHASHSEED": "0"}
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
@@ -56,6 +57,8 @@ def main() -> None:
     p.add_argument("--n1", type=int, default=20, help="measured runs of the short process")
     p.add_argument("--n2", type=int, default=100, help="measured runs of the long process")
     p.add_argument("--out")
+    p.add_argument("--extra", default="", help="more arguments for profile_agentnb.py, for the "
+                   "adapters other than raw_httpx2 (e.g. \"--off audit\")")
     a = p.parse_args()
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is not installed (Debian: apt-get install -y valgrind)")
@@ -66,7 +69,8 @@ def main() -> None:
     per_call: dict[str, float] = {}
     totals: dict[str, list[int]] = {}
     for adapter in a.adapters.split(","):
-        short, long = count(adapter, a.n1), count(adapter, a.n2)
+        extra = a.extra.split() if adapter != "raw_httpx2" else []
+        short, long = count(adapter, a.n1, extra), count(adapter, a.n2, extra)
         totals[adapter] = [short, long]
         per_call[adapter] = (long - short) / calls
         print(f"{adapter:12s} {per_call[adapter] / 1e6:8.3f} M instructions per model call "

@@ -51,6 +51,8 @@ async def amain(a: argparse.Namespace, root: str) -> str:
     cfg = adapters.AdapterConfig(base_url=root + "/v1", model=f"fake-k{a.k}-l0", api_key="sk-x",
                                  k=a.k, concurrency=a.c, server_root=root, options=dict(options))
     adapter = await mod.create(cfg)
+    for name in a.off or ():
+        _switch_off(name, a.toggle)
 
     async def many(n: int) -> None:
         it = iter(range(n))
@@ -104,6 +106,19 @@ async def amain(a: argparse.Namespace, root: str) -> str:
     return head + "\n(profiler on: absolute CPU is inflated)\n\n" + body
 
 
+def _switch_off(name: str, toggle_file: str | None) -> None:
+    """Switch off the knockout (`knockouts.py`'s, or `toggle_file`'s TOGGLES) whose name
+    starts with `name`: what a part costs, counted or profiled in this process."""
+    import knockouts
+
+    toggles = (knockouts._load_toggles(toggle_file) if toggle_file  # noqa: SLF001
+               else knockouts._knockouts())  # noqa: SLF001
+    found = [k for k in toggles if k.startswith(name)]
+    if len(found) != 1:
+        sys.exit(f"--off {name!r} names {len(found)} of the knockouts {sorted(toggles)}")
+    toggles[found[0]](True)
+
+
 def main() -> None:
     """Parse arguments, start the server, profile, print."""
     p = argparse.ArgumentParser()
@@ -117,6 +132,9 @@ def main() -> None:
     p.add_argument("--top", type=int, default=45)
     p.add_argument("--out")
     p.add_argument("--pstats", help="with --cprofile: also dump the raw stats to this file")
+    p.add_argument("--off", action="append", help="switch off the knockout whose name starts "
+                   "with this (knockouts.py's, or --toggle's); repeatable")
+    p.add_argument("--toggle", help="a Python file with a TOGGLES dict for --off")
     serve_and_report(amain, p.parse_args())
 
 
