@@ -4,14 +4,14 @@ papermill, nbclient, pandas and dask are imported inside the functions that need
 """
 
 from agentnb.core import _lazyimports
-from agentnb.jobs._batch import (
+from agentnb.jobs._batch import run_batch
+from agentnb.jobs._manifest import (
     BatchManifest,
     BatchResult,
     JobRecord,
     load_grid,
     load_manifest,
     request_batch_stop,
-    run_batch,
 )
 from agentnb.jobs._report import RECORD_MIME, build_report, collect_results, read_records
 from agentnb.jobs._run import (

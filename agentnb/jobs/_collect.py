@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from agentnb.core import AgentnbError
 
 if TYPE_CHECKING:
-    from agentnb.jobs._batch import JobRecord
+    from agentnb.jobs._manifest import JobRecord
 
 __all__ = ["job_home", "merge_job"]
 

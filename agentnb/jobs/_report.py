@@ -55,7 +55,7 @@ def collect_results(batch_dir: str | Path) -> Any:
     """
     import pandas as pd
 
-    from agentnb.jobs._batch import load_manifest
+    from agentnb.jobs._manifest import load_manifest
 
     manifest = load_manifest(batch_dir)
     rows = []
@@ -158,7 +158,7 @@ def build_report(batch_dir: str | Path) -> Path:
         UsageError: there is no batch manifest in `batch_dir`.
         ConfigError: pandas or pyarrow is missing.
     """
-    from agentnb.jobs._batch import load_manifest
+    from agentnb.jobs._manifest import load_manifest
 
     folder = Path(batch_dir).resolve()
     manifest = load_manifest(folder)

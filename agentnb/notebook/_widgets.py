@@ -18,7 +18,7 @@ from typing import Any
 
 from agentnb.core import AgentnbError, ConfigError
 from agentnb.governance import Approval, ApprovalRequest
-from agentnb.notebook import _html
+from agentnb.notebook import _fragments, _html
 
 __all__ = ["ApprovalCard", "RunWidget", "WidgetApprover", "decide_approval"]
 
@@ -98,13 +98,14 @@ class ApprovalCard:
         """The decision, once made."""
         self._on_decision = on_decision
         effects = ", ".join(request.effects) or "none declared"
-        reason = (f'<div class="anb-reason">model\'s reason: {_html.esc(request.reason)}</div>'
+        reason = (f'<div class="anb-reason">model\'s reason: {_fragments.esc(request.reason)}</div>'
                   if request.reason else "")
-        self.header = w.HTML(_html.wrap(
+        self.header = w.HTML(_fragments.wrap(
             f'<div class="anb-head" style="background:#fff4e6">'
-            f"{_html.badge('approval needed', '#e67700')} tool "
-            f"<code>{_html.esc(request.tool)}</code> · effects: {_html.esc(effects)} · rule: "
-            f"<code>{_html.esc(request.rule)}</code></div>{reason}"))
+            f"{_fragments.badge('approval needed', '#e67700')} tool "
+            f"<code>{_fragments.esc(request.tool)}</code> · effects: "
+            f"{_fragments.esc(effects)} · rule: "
+            f"<code>{_fragments.esc(request.rule)}</code></div>{reason}"))
         self.editor = w.Textarea(value=json.dumps(request.arguments, indent=2, ensure_ascii=False),
                                  description="arguments",
                                  layout=w.Layout(width="98%", height="90px"))
@@ -140,7 +141,7 @@ class ApprovalCard:
         self.decision = approval
         for button in (self.approve_button, self.edit_button, self.deny_button):
             button.disabled = True
-        self.error.value = f"<i>decided: {_html.esc(approval.decision)}</i>"
+        self.error.value = f"<i>decided: {_fragments.esc(approval.decision)}</i>"
         self._on_decision(self.request, approval)
 
     def approve(self, _: Any = None) -> None:
@@ -152,7 +153,8 @@ class ApprovalCard:
         try:
             arguments = json.loads(self.editor.value)
         except ValueError as exc:
-            self.error.value = f'<span style="color:#c92a2a">Invalid JSON: {_html.esc(exc)}</span>'
+            self.error.value = (f'<span style="color:#c92a2a">Invalid JSON: '
+                                f"{_fragments.esc(exc)}</span>")
             return
         if not isinstance(arguments, dict):
             self.error.value = ('<span style="color:#c92a2a">The arguments must be a JSON '
@@ -421,10 +423,10 @@ class RunWidget:
     def refresh(self) -> None:
         """Redraw every pane from the run's current state."""
         run = self.run
-        header = _html.run_header(run)
+        header = _fragments.run_header(run)
         if self.busy:
             header["state"] = "running"
-        self.header.value = _html.wrap(_html.header_html(header, run.run_id))
+        self.header.value = _fragments.wrap(_fragments.header_html(header, run.run_id))
         finished = run.finished
         waiting = run.state == "awaiting_approval"
         for button in (self.step_button, self.continue_button, self.to_breakpoint_button):
@@ -433,12 +435,12 @@ class RunWidget:
         self.rewind_to.max = len(run.steps)
         self.rewind_button.disabled = self.busy or not run.steps
         note = self.note or ("Waiting for your decision below." if waiting else "")
-        self.status.value = (f'<div style="color:#495057;font-style:italic">{_html.esc(note)}'
+        self.status.value = (f'<div style="color:#495057;font-style:italic">{_fragments.esc(note)}'
                              f"</div>" if note else "")
         self._refresh_cards(waiting)
-        self.meters.value = _html.wrap(_html.meters_html(_html.run_snapshots(run)),
-                                       title="Budget")
-        self.steps.value = _html.wrap(_html.steps_html(run.steps), title="Steps")
+        self.meters.value = _fragments.wrap(_fragments.meters_html(_fragments.run_snapshots(run)),
+                                            title="Budget")
+        self.steps.value = _fragments.wrap(_fragments.steps_html(run.steps), title="Steps")
         if finished and self.show_trace:
             self._refresh_trace()
         elif not finished:
@@ -459,7 +461,7 @@ class RunWidget:
         view = _html.RunView.from_run(self.run)
         if not view.spans:
             return
-        self.trace.value = _html.wrap(
+        self.trace.value = _fragments.wrap(
             "<h4>Trace</h4>" + _html.TraceTree(view.spans).body_html()
             + "<h4>Timeline</h4>" + _html.Timeline(view.spans).body_html())
         if self._handle is not None and not self._final_sent:

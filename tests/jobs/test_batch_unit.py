@@ -21,7 +21,8 @@ from agentnb.jobs import (
     request_batch_stop,
     run_batch,
 )
-from agentnb.jobs._batch import _allotment, _budget_scope, _save
+from agentnb.jobs._batch import _allotment, _budget_scope
+from agentnb.jobs._manifest import _save
 
 NOTEBOOKS = Path(__file__).parents[1] / "notebooks"
 

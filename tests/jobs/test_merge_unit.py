@@ -8,8 +8,8 @@ from pathlib import Path
 
 from agentnb.governance import AuditLog, merge_audit
 from agentnb.governance.audit import AUDIT_MERGE_PROBLEM, iter_records, verify
-from agentnb.jobs._batch import JobRecord
 from agentnb.jobs._collect import job_home, merge_job
+from agentnb.jobs._manifest import JobRecord
 from agentnb.jobs._run import job_env
 from agentnb.tracing import annotate, annotations, merge_store, store, traces
 

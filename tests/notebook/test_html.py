@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from agentnb.notebook import BudgetChart, RunView, Timeline, TraceTree, run_view
-from agentnb.notebook._html import meters_html, steps_html
+from agentnb.notebook._fragments import meters_html, steps_html
 from agentnb.tracing import load_spans
 
 from ._helpers import approval_agent, delegate_agent
