@@ -388,3 +388,24 @@ def test_a_value_that_is_not_json_is_one_usage_error(tmp_path: Path) -> None:
         log.append_many([("ok", {"i": 1}), ("x", {"a": loop})])
     assert not log.path.exists()
     assert log.append("y", big=2**70)["big"] == 2**70  # an integer beyond 64 bits stays exact
+
+
+@pytest.mark.parametrize("fields", [
+    {"nested": {"hash": "\x00agentnb:audit-hash\x00"}},  # the fast path's stand-in text itself
+    {"a": "\x00agentnb:audit-hash\x00", "z": ["\x00agentnb:audit-hash\x00"]},
+    {"edge": [2**64 - 1, -(2**63)], "beyond": 2**64, "below": -(2**63) - 1},
+    {"deep": {"hash": "", "x": [{"hash": "h"}]}, "H": 1, "has": True, "hashy": None},
+    {"t": (1, 2), "s": "\u2028é\"\\"},  # a tuple is not plain: the general way writes it
+])
+def test_fast_and_general_lines_agree_on_edge_records(fields: dict[str, object],
+                                                      tmp_path: Path) -> None:
+    """Plain records are written in one encode with a stand-in for the hash; the lines must
+    be the canonical records whatever the fields hold (the stand-in's own text included)."""
+    from agentnb.core import canonical_json
+
+    log = AuditLog(tmp_path / "audit.jsonl", redactor=None)
+    written = log.append_many([("evt", fields), ("evt", {"k": 1})])
+    lines = (tmp_path / "audit.jsonl").read_text(encoding="utf-8").split("\n")[:-1]
+    assert lines == [canonical_json(r) for r in written]
+    assert all(record_hash(r) == r["hash"] for r in written)
+    assert verify(tmp_path / "audit.jsonl").ok
