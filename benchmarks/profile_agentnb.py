@@ -53,6 +53,10 @@ async def amain(a: argparse.Namespace, root: str) -> str:
     adapter = await mod.create(cfg)
     for name in a.off or ():
         _switch_off(name, a.toggle)
+    if a.adapter.startswith("agentnb") and a.stop_cache_s is not None:
+        from agentnb.runtime._checkpoint import run_store
+
+        run_store().stop_cache_s = a.stop_cache_s
 
     async def many(n: int) -> None:
         it = iter(range(n))
@@ -135,6 +139,9 @@ def main() -> None:
     p.add_argument("--off", action="append", help="switch off the knockout whose name starts "
                    "with this (knockouts.py's, or --toggle's); repeatable")
     p.add_argument("--toggle", help="a Python file with a TOGGLES dict for --off")
+    p.add_argument("--stop-cache-s", type=float, help="agentnb: read other processes' stop "
+                   "flags at most this often (instructions.py: no wall-clock work, whose count "
+                   "grows with valgrind's slowdown)")
     serve_and_report(amain, p.parse_args())
 
 
