@@ -11,6 +11,7 @@ Options (``cfg.options``): ``trace`` (default True) turns the trace store off;
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 
 from adapters import SYSTEM_PROMPT, TOOL_DESCRIPTION, AdapterConfig, lookup
@@ -55,6 +56,12 @@ class AgentnbAdapter:
 
     async def aclose(self) -> None:
         await self.model.aclose()
+        # The temp home (traces.db, audit log) is the benchmark's own: a run of run_all.sh
+        # left some 100 MB of them in /tmp.
+        from agentnb.runtime._checkpoint import run_store
+
+        run_store(self.home).close()
+        shutil.rmtree(self.home, ignore_errors=True)
 
 
 async def create(cfg: AdapterConfig) -> AgentnbAdapter:
