@@ -34,6 +34,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 _COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
 
 
+_PARTS = {
+    "checkpoint": "checkpoint writes (SQLite transaction, recordings, audit append, span rows)",
+    "audit": "audit append (hash-chained log; part of the checkpoint writes)",
+    "redaction": "redaction of what is stored (checkpoints, recordings, audit fields)",
+    "span": "span recording and storage",
+}
+"""`--parts`: knockout name prefix (`profile_agentnb.py --off`) -> what it switches off."""
+
+
 def count(adapter: str, runs: int, extra: list[str] | None = None) -> int:
     """User-space instructions of one `profile_agentnb.py` process with `runs` measured runs
     (`extra`: more arguments for it, e.g. `--off audit` to count without a part)."""
@@ -62,6 +71,8 @@ def main() -> None:
     p.add_argument("--n1", type=int, default=20, help="measured runs of the short process")
     p.add_argument("--n2", type=int, default=100, help="measured runs of the long process")
     p.add_argument("--out")
+    p.add_argument("--parts", action="store_true", help="also count agentnb with each part of "
+                   "its per-step work switched off (knockouts.py's), and list what each costs")
     p.add_argument("--extra", default="", help="more arguments for profile_agentnb.py, for the "
                    "adapters other than raw_httpx2 (e.g. \"--off audit\")")
     a = p.parse_args()
@@ -80,6 +91,13 @@ def main() -> None:
         per_call[adapter] = (long - short) / calls
         print(f"{adapter:12s} {per_call[adapter] / 1e6:8.3f} M instructions per model call "
               f"({short:,} / {long:,} in all)", flush=True)
+    parts: dict[str, float] = {}
+    if a.parts and "agentnb" in per_call:
+        for name in _PARTS:
+            extra = ["--off", name]
+            short, long = count("agentnb", a.n1, extra), count("agentnb", a.n2, extra)
+            parts[name] = per_call["agentnb"] - (long - short) / calls
+            print(f"  {name:12s} {parts[name] / 1e6:8.3f} M per model call", flush=True)
     base = per_call.get("raw_httpx2")
     lines = [
         "# Instructions per model call (callgrind, seq_c1 workload)", "",
@@ -92,6 +110,14 @@ def main() -> None:
     for adapter, value in per_call.items():
         ratio = f"{value / base:.2f}x" if base else "—"
         lines.append(f"| {adapter} | {value / 1e6:.3f} | {ratio} |")
+    if parts:
+        whole = per_call["agentnb"]
+        lines += ["", "What parts of agentnb's per-step work cost, counted with each switched off "
+                  "(`--parts`; `knockouts.py`'s switches; a part that is switched off is not a "
+                  "valid configuration, this says what it costs):", "",
+                  "| part | M instructions per model call | share of agentnb's |", "|---|---|---|"]
+        lines += [f"| {_PARTS[name]} | {value / 1e6:.3f} | {100 * value / whole:.1f}% |"
+                  for name, value in parts.items()]
     text = "\n".join(lines) + "\n"
     print(text)
     if a.out:
@@ -100,7 +126,7 @@ def main() -> None:
         with open(os.path.splitext(a.out)[0] + ".json", "w") as f:
             json.dump({"generated": time.strftime("%Y-%m-%d %H:%M:%S"), "n1": a.n1,
                        "n2": a.n2, "calls": calls, "totals": totals,
-                       "per_call": per_call,
+                       "per_call": per_call, "parts": parts,
                        "ratio_to_raw_httpx2": {k: v / base for k, v in per_call.items()}
                        if base else None}, f, indent=1)
 

@@ -115,8 +115,8 @@ def _switch_off(name: str, toggle_file: str | None) -> None:
     starts with `name`: what a part costs, counted or profiled in this process."""
     import knockouts
 
-    toggles = (knockouts._load_toggles(toggle_file) if toggle_file  # noqa: SLF001
-               else knockouts._knockouts())  # noqa: SLF001
+    toggles = (knockouts._load_toggles(toggle_file) if toggle_file
+               else knockouts._knockouts())
     found = [k for k in toggles if k.startswith(name)]
     if len(found) != 1:
         sys.exit(f"--off {name!r} names {len(found)} of the knockouts {sorted(toggles)}")

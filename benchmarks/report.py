@@ -89,7 +89,10 @@ def targets(peers: dict[str, Any] | None, runtime: dict[str, Any] | None,
             f"{per['agentnb'] / 1e6:.3f} vs {per['raw_httpx2'] / 1e6:.3f} M per model call, "
             f"{instr['n2']} minus {instr['n1']} runs; repeatable where CPU time is not "
             f"(`results/instructions.md`, generated {instr.get('generated', '?')} by "
-            "`INSTRUCTIONS=1 bash benchmarks/run_all.sh` or `benchmarks/instructions.py`)")
+            "`INSTRUCTIONS=1 bash benchmarks/run_all.sh` or `benchmarks/instructions.py`)"
+            + ("; parts: " + ", ".join(f"{name} {value / 1e6:.2f} M"
+                                       for name, value in instr["parts"].items())
+               if instr.get("parts") else ""))
     a, p = _cell(cells, "conc_c100", "agentnb"), _cell(cells, "conc_c100", "pydantic_ai")
     ratio = a["calls_per_s"] / p["calls_per_s"] if a and p else None
     add("calls/s at C=100 vs pydantic-ai", ratio, ">= 4x", None if ratio is None else ratio >= 4,

@@ -3,6 +3,7 @@
 #   bash benchmarks/run_all.sh            # 10-15 minutes on 2 cores (see benchmarks/README.md)
 #   QUICK=1 bash benchmarks/run_all.sh    # smoke test: fewer runs per cell, fewer scenarios
 #   INSTRUCTIONS=1 bash benchmarks/run_all.sh   # also instructions per call (valgrind)
+#   INSTRUCTIONS=parts bash benchmarks/run_all.sh   # and what each part of a step costs
 # The peer comparison runs in its own venv (benchmarks/peers/.venv, created on first use from
 # benchmarks/peers/requirements.txt plus agentnb editable); the rest runs in the project's .venv.
 set -uo pipefail
@@ -38,8 +39,10 @@ else
         --repeat 5 --out "$OUT/ratios.md" || status=$?
     # INSTRUCTIONS=1: the seq_c1 ratio again in instructions (callgrind), which the VM's drift
     # cannot move; about 2.5 minutes more, which can take a slow hour past 15 minutes.
+    # INSTRUCTIONS=parts: also what each part of agentnb's per-step work costs (about 8 more).
     if [ -n "${INSTRUCTIONS:-}" ] && command -v valgrind > /dev/null; then
         "$PEERS_PY" benchmarks/instructions.py --n1 20 --n2 80 \
+            $([ "$INSTRUCTIONS" = parts ] && echo --parts) \
             --out "$OUT/instructions.md" || status=$?
     fi
     "$PY" benchmarks/bench_runtime.py --rounds 4 --json "$OUT/runtime.json" || status=$?
