@@ -57,6 +57,10 @@ async def amain(a: argparse.Namespace, root: str) -> str:
         from agentnb.runtime._checkpoint import run_store
 
         run_store().stop_cache_s = a.stop_cache_s
+    if a.adapter.startswith("agentnb") and a.flush_interval_s is not None:
+        from agentnb.tracing import _queue
+
+        _queue.FLUSH_INTERVAL_S = a.flush_interval_s  # read when the writer thread starts
 
     async def many(n: int) -> None:
         it = iter(range(n))
@@ -142,6 +146,8 @@ def main() -> None:
     p.add_argument("--stop-cache-s", type=float, help="agentnb: read other processes' stop "
                    "flags at most this often (instructions.py: no wall-clock work, whose count "
                    "grows with valgrind's slowdown)")
+    p.add_argument("--flush-interval-s", type=float, help="agentnb: the span writer thread's "
+                   "wake-up interval (instructions.py: the same spans per write as natively)")
     serve_and_report(amain, p.parse_args())
 
 

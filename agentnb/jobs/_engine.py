@@ -35,6 +35,49 @@ STOP_ENAMES: dict[str, str] = {
 
 _CLEAN_EXIT_VALUES = frozenset({"", "0", "None"})
 
+_KERNEL_DIR_PREFIX = "agentnb-kernel-"
+_STALE_AFTER_S = 60.0
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists but is not ours (EPERM): alive
+        return True
+    return True
+
+
+def kernel_dir() -> str:
+    """A new folder for one job kernel's IPC sockets, named after this process.
+
+    A worker killed with its kernel (SIGKILL, OOM) cannot remove its folder; each new folder
+    first removes those that such processes left (their process is gone and the folder is
+    older than a minute), so a long-lived machine running batches does not collect them.
+
+    Example:
+        >>> import shutil
+        >>> path = kernel_dir()
+        >>> os.path.basename(path).startswith(f"agentnb-kernel-{os.getpid()}-")
+        True
+        >>> shutil.rmtree(path)
+    """
+    tmp = Path(tempfile.gettempdir())
+    now = time.time()
+    for old in tmp.glob(f"{_KERNEL_DIR_PREFIX}*-*"):
+        pid_text = old.name[len(_KERNEL_DIR_PREFIX):].split("-", 1)[0]
+        if not pid_text.isdigit() or int(pid_text) == os.getpid():
+            continue
+        try:
+            stale = (not _pid_alive(int(pid_text))
+                     and now - old.stat().st_mtime > _STALE_AFTER_S and old.is_dir())
+        except OSError:  # gone already, or not ours to look at
+            continue
+        if stale:
+            shutil.rmtree(old, ignore_errors=True)
+    return tempfile.mkdtemp(prefix=f"{_KERNEL_DIR_PREFIX}{os.getpid()}-")
+
 
 def clean_exit(ename: str | None, evalue: str | None) -> bool:
     """True for `sys.exit()`, `sys.exit(0)` and `sys.exit(None)`: a successful early end.
@@ -122,7 +165,7 @@ def engine_class() -> Any:
             network."""
             km = super().create_kernel_manager()
             if os.name == "posix" and getattr(km, "transport", None) == "tcp":
-                self.ipc_dir = tempfile.mkdtemp(prefix="agentnb-kernel-")
+                self.ipc_dir = kernel_dir()
                 km.transport = "ipc"
                 km.ip = os.path.join(self.ipc_dir, "k")
             return km

@@ -163,3 +163,43 @@ def test_the_kernel_talks_over_unix_sockets_not_tcp(tmp_path: Path) -> None:
     assert Path(ip).parent.name.startswith("agentnb-kernel-")
     assert not Path(ip).parent.exists()
     assert set(Path(tempfile.gettempdir()).glob("agentnb-kernel-*")) <= before
+
+
+def test_kernel_folders_left_by_killed_workers_are_removed() -> None:
+    """A worker killed with its kernel leaves its socket folder; the next job's kernel removes
+    it once the process is gone and the folder is over a minute old, and nothing else."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+    import time
+
+    from agentnb.jobs._engine import kernel_dir
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    tmp = Path(tempfile.gettempdir())
+    stale = tmp / f"agentnb-kernel-{dead}-stale"
+    young = tmp / f"agentnb-kernel-{dead}-young"
+    alive = tmp / f"agentnb-kernel-{os.getppid()}-alive"
+    odd = tmp / "agentnb-kernel-notapid-x"
+    made: list[Path] = []
+    try:
+        for folder in (stale, young, alive, odd):
+            folder.mkdir()
+            made.append(folder)
+            (folder / "k-1").write_text("")
+        old = time.time() - 3600
+        for folder in (stale, alive, odd):
+            os.utime(folder, (old, old))
+        mine = Path(kernel_dir())
+        made.append(mine)
+        assert mine.name.startswith(f"agentnb-kernel-{os.getpid()}-")
+        assert not stale.exists()
+        assert young.exists()
+        assert alive.exists()
+        assert odd.exists()
+    finally:
+        for folder in made:
+            shutil.rmtree(folder, ignore_errors=True)
