@@ -161,6 +161,22 @@ class Redactor:
         return self._regex, tuple(self._literals), {}, {}, [0, {}]
 
     @property
+    def memo(self) -> dict[str, str]:
+        """Short strings already redacted, text -> result (read only): looking a string up here
+        before calling `redact` saves a call for the names, ids and kinds that recur. A new
+        secret replaces the dict (a holder's old one goes stale, never wrong for long: take
+        it again per batch).
+
+        Example:
+            >>> r = Redactor(env={})
+            >>> r.redact("hello")
+            'hello'
+            >>> r.memo["hello"]
+            'hello'
+        """
+        return self._fast[2]
+
+    @property
     def secret_count(self) -> int:
         """How many literal secret values (env + registered) are known, counting encodings."""
         return len(self._literals)

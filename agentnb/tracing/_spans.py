@@ -490,15 +490,31 @@ def to_rows(batch: list[SpanRecordTuple],
     events: list[EventRow] = []
     append = spans.append
     run_key, kind_key = sc.AGENTNB_RUN_ID, sc.AGENTNB_KIND
+    memo: dict[str, str] = {}
     if fn is not None:
         # Within a batch the same short values recur in span after span (kinds, operation and
-        # model names, run ids): redact each distinct one once.
-        fn = _memoised(fn)
+        # model names, run ids): redact each distinct one once. Governance's redactor keeps
+        # such a memo itself (`Redactor.memo`): looked up here, a hit costs no call.
+        own = getattr(getattr(fn, "__self__", None), "memo", None)
+        if type(own) is dict:
+            memo = own  # pyright: ignore[reportUnknownVariableType]
+        else:
+            fn = _memoised(fn)
+    get = memo.get
     for (span_int, trace_int, parent_int, inherited, name, start_ns, end_ns, raw, span_events,
          status, raw_message, span_kind, scope) in batch:
         attrs, message = raw, raw_message
         if fn is not None:
-            attrs = {k: fn(v) if type(v) is str else _clean(v, fn) for k, v in raw.items()}
+            attrs = {}
+            for k, v in raw.items():
+                kind = type(v)
+                if kind is str:
+                    done = get(v)
+                    attrs[k] = fn(v) if done is None else done
+                elif kind is int or kind is float or kind is bool:
+                    attrs[k] = v
+                else:
+                    attrs[k] = _clean(v, fn)
             if raw_message:
                 message = fn(raw_message)
         span_id = f"{span_int:016x}"

@@ -165,6 +165,32 @@ def test_redactor_applies_to_attributes_events_and_status() -> None:
     assert "sk-123" not in store().path.read_bytes().decode("latin-1")
 
 
+def test_governance_redactor_memo_is_used_and_stays_right_after_a_new_secret() -> None:
+    """With governance's redactor installed, attribute strings are looked up in its memo first
+    (no call per recurring value); a secret learnt later replaces the memo, so a value that was
+    memoised as clean before is redacted from then on."""
+    from agentnb.governance import Redactor
+
+    r = Redactor(env={}, values=["hunter2hunter2"])
+    assert r.redact("later-secret-xyz") == "later-secret-xyz"  # memoised as clean
+    set_redactor(r.redact)
+    try:
+        r.register("later-secret-xyz")
+        with tracer().start_as_current_span("tool", attributes={
+                sc.AGENTNB_RUN_ID: "run_memo", "a": "pw hunter2hunter2", "b": "later-secret-xyz",
+                "list": ["x later-secret-xyz", "y"], "n": 3, "f": 0.5, "ok": True}):
+            pass
+        (record,) = load_spans("run_memo")
+    finally:
+        set_redactor(None)
+    assert record.attributes["a"] == "pw [REDACTED]"
+    assert record.attributes["b"] == "[REDACTED]"
+    assert record.attributes["list"] == ["x [REDACTED]", "y"]
+    assert (record.attributes["n"], record.attributes["f"], record.attributes["ok"]) == (
+        3, 0.5, True)
+    assert "later-secret-xyz" not in store().path.read_bytes().decode("latin-1")
+
+
 def test_tracing_off_stores_nothing_and_spans_do_not_record() -> None:
     """`AGENTNB_TRACE=0` hands out non-recording spans and writes nothing."""
     settings = resolve(trace=False)
