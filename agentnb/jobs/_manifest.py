@@ -143,6 +143,31 @@ class BatchResult(BaseModel):
         return 0
 
 
+def read_yaml(path: str | Path, label: str) -> Any:  # Any: whatever the YAML holds
+    """The YAML (or JSON) file at `path`, parsed; `label` names it in errors ("grid").
+
+    Raises:
+        UsageError: the file is missing or not valid YAML.
+
+    Example:
+        >>> import tempfile
+        >>> f = Path(tempfile.mkdtemp()) / "p.yaml"
+        >>> _ = f.write_text("n: 3")
+        >>> read_yaml(f, "parameters")
+        {'n': 3}
+    """
+    import yaml
+
+    where = str(path)
+    try:
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"No {label} file at {where!r}.", hint="Check the path.") from None
+    except yaml.YAMLError as exc:
+        raise UsageError(f"{label.capitalize()} file {where!r} is not valid YAML: {exc}"
+                         ) from None
+
+
 def load_grid(source: str | Path | Mapping[str, Any] | list[Any]) -> list[dict[str, Any]]:
     """Turn a grid into rows: a mapping of lists is a product, a list is explicit rows.
 
@@ -155,16 +180,7 @@ def load_grid(source: str | Path | Mapping[str, Any] | list[Any]) -> list[dict[s
         >>> load_grid([{"n": 1}, {"n": 5}])
         [{'n': 1}, {'n': 5}]
     """
-    import yaml
-
-    data: Any = source
-    if isinstance(source, (str, Path)):
-        try:
-            data = yaml.safe_load(Path(source).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise UsageError(f"No grid file at {str(source)!r}.", hint="Check the path.") from None
-        except yaml.YAMLError as exc:
-            raise UsageError(f"Grid file {str(source)!r} is not valid YAML: {exc}") from None
+    data: Any = read_yaml(source, "grid") if isinstance(source, (str, Path)) else source
     if isinstance(data, Mapping):
         names = list(data)
         values = [v if isinstance(v, list) else [v] for v in data.values()]

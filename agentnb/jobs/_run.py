@@ -113,15 +113,10 @@ def load_params_file(path: str | Path) -> dict[str, Any]:
     Raises:
         UsageError: the file is missing, not YAML, or not a mapping.
     """
-    import yaml
+    from agentnb.jobs._manifest import read_yaml
 
     where = str(path)
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"No parameters file at {where!r}.", hint="Check the path.") from None
-    except yaml.YAMLError as exc:
-        raise UsageError(f"Parameters file {where!r} is not valid YAML: {exc}") from None
+    data = read_yaml(path, "parameters")
     if data is None:
         return {}
     if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):

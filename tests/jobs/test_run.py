@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from decimal import Decimal
 from pathlib import Path
 
@@ -154,21 +155,23 @@ def test_the_kernel_talks_over_unix_sockets_not_tcp(tmp_path: Path) -> None:
         "app.transport, app.ip")]
     path = tmp_path / "transport.ipynb"
     nbformat.write(nb, str(path))
-    before = set(Path(tempfile.gettempdir()).glob("agentnb-kernel-*"))
+    # Folders are named after the process that makes them: other processes' (a concurrent
+    # test run) may come and go meanwhile.
+    mine = f"agentnb-kernel-{os.getpid()}-*"
+    before = set(Path(tempfile.gettempdir()).glob(mine))
     result = run_notebook(path, tmp_path / "out.ipynb")
     assert result.exit_code == 0
     out = nbformat.read(str(tmp_path / "out.ipynb"), as_version=4)
     transport, ip = eval(out.cells[-1].outputs[0]["data"]["text/plain"])  # a tuple's repr
     assert transport == "ipc"
-    assert Path(ip).parent.name.startswith("agentnb-kernel-")
+    assert Path(ip).parent.name.startswith(f"agentnb-kernel-{os.getpid()}-")
     assert not Path(ip).parent.exists()
-    assert set(Path(tempfile.gettempdir()).glob("agentnb-kernel-*")) <= before
+    assert set(Path(tempfile.gettempdir()).glob(mine)) <= before
 
 
 def test_kernel_folders_left_by_killed_workers_are_removed() -> None:
     """A worker killed with its kernel leaves its socket folder; the next job's kernel removes
     it once the process is gone and the folder is over a minute old, and nothing else."""
-    import os
     import shutil
     import subprocess
     import sys
