@@ -368,8 +368,9 @@ class AuditLog:
             except RecursionError:  # a cycle or deep nesting: `json_data` says what it is
                 plain = False
             if plain:
+                # `redact_obj` builds a new dict already; without a redactor, copy.
                 body = (dict(fields) if self._redactor is None
-                        else self._redactor.redact_obj(dict(fields)))
+                        else self._redactor.redact_obj(fields))
                 bodies.append((event, body, True))
                 continue
             try:

@@ -466,8 +466,8 @@ def _attributes_json(attrs: dict[str, Any]) -> str:
         return json.dumps(attrs, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
-def _memoised(fn: Redactor) -> Redactor:
-    seen: dict[str, str] = {}
+def _memoised(fn: Redactor, seen: dict[str, str]) -> Redactor:
+    """`fn`, keeping its results for short strings in `seen` (which callers may look in)."""
 
     def redact(text: str) -> str:
         out = seen.get(text)
@@ -495,11 +495,12 @@ def to_rows(batch: list[SpanRecordTuple],
         # Within a batch the same short values recur in span after span (kinds, operation and
         # model names, run ids): redact each distinct one once. Governance's redactor keeps
         # such a memo itself (`Redactor.memo`): looked up here, a hit costs no call.
+        # Any other redactor gets one for the batch, looked up the same way.
         own = getattr(getattr(fn, "__self__", None), "memo", None)
         if type(own) is dict:
             memo = own  # pyright: ignore[reportUnknownVariableType]
         else:
-            fn = _memoised(fn)
+            fn = _memoised(fn, memo)
     get = memo.get
     for (span_int, trace_int, parent_int, inherited, name, start_ns, end_ns, raw, span_events,
          status, raw_message, span_kind, scope) in batch:
