@@ -95,6 +95,17 @@ CREATE TABLE IF NOT EXISTS rt_stops (
 );
 """
 
+_SAVE_SQL = ("INSERT OR REPLACE INTO rt_checkpoints (run_id, step, state, status, agent, "
+             "parent_run_id, saved_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
+_SAVE_SQL_TOP = ("INSERT OR REPLACE INTO rt_checkpoints (run_id, step, state, status, agent, "
+                 "parent_run_id, saved_at) VALUES (?, ?, ?, ?, ?, NULL, ?)")
+"""A top-level run's checkpoint: no parent to bind."""
+_RECORD_SQL = (
+    "INSERT INTO rt_recordings (run_id, kind, key, occurrence, payload, recorded_at) "
+    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, kind, key, occurrence) DO UPDATE SET "
+    "payload = excluded.payload, recorded_at = excluded.recorded_at")
+
+
 def _utc(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
@@ -259,35 +270,47 @@ class RunStore(StopFlags):
         self._saved(run_id, status, agent, parent_run_id)
 
     def _save_fn(self, run_id: str, step: int, state: Mapping[str, Any] | str, *, status: str,
-                 agent: str, parent_run_id: str | None, list_run: bool = True,
+                 agent: str, parent_run_id: str | None,
+                 earlier: Sequence[tuple[int, str, str]] = (),
+                 recordings: Sequence[tuple[RecordKind, str, int, Mapping[str, Any]]] = (),
                  ) -> Callable[[sqlite3.Connection], None]:
+        """The write of a checkpoint, with the `earlier` ones of the same run and
+        `recordings` (as `asave_checkpoint` takes them), as one function of a connection.
+
+        Rows of one table go in one `executemany`, and a missing parent is written as the
+        statement's NULL, not bound: each statement and each bound None costs the sqlite3
+        module as much as SQLite's own insert of a small row."""
+        now = time.time()
+        rows: list[tuple[Any, ...]] = [
+            (run_id, e_step, e_text, e_status, agent, now) for e_step, e_text, e_status in earlier]
         text = (state if isinstance(state, str)
                 else _dumps(state, f"state of run {run_id!r} at step {step}"))
-        now = time.time()
+        rows.append((run_id, step, text, status, agent, now))
+        if parent_run_id is not None:
+            rows = [(*row[:5], parent_run_id, now) for row in rows]
+        save_sql = _SAVE_SQL if parent_run_id is not None else _SAVE_SQL_TOP
+        records = [self._record_row(run_id, *r, now=now) for r in recordings]
         self._parents[run_id] = parent_run_id
 
         # The runs table changes only when what it lists does: its last step and update time
         # are read from the checkpoints (`list_runs`), so a step that keeps the status writes
         # no page of the runs table or of its time index.
-        # `list_run` False: a later checkpoint in the same transaction lists the run.
-        listed = list_run and (self.list_every_step
-                               or self._listed.get(run_id) != (status, agent, parent_run_id))
+        listed = (self.list_every_step
+                  or self._listed.get(run_id) != (status, agent, parent_run_id))
 
         def save(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "INSERT OR REPLACE INTO rt_checkpoints (run_id, step, state, status, agent, "
-                "parent_run_id, saved_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (run_id, step, text, status, agent, parent_run_id, now),
-            )
+            if records:
+                conn.executemany(_RECORD_SQL, records)
+            conn.executemany(save_sql, rows)
             if not listed:
                 return
             conn.execute(
                 "INSERT INTO rt_runs (run_id, agent, parent_run_id, status, last_step, created_at,"
-                " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO UPDATE SET "
-                "status = excluded.status, agent = excluded.agent, "
+                " updated_at) VALUES (?, ?, NULLIF(?, ''), ?, ?, ?, ?) ON CONFLICT (run_id) DO "
+                "UPDATE SET status = excluded.status, agent = excluded.agent, "
                 "parent_run_id = excluded.parent_run_id, updated_at = excluded.updated_at, "
                 "last_step = max(last_step, excluded.last_step)",
-                (run_id, agent, parent_run_id, status, step, now, now),
+                (run_id, agent, parent_run_id or "", status, step, now, now),
             )
 
         return save
@@ -374,16 +397,17 @@ class RunStore(StopFlags):
 
     def _record_fn(self, run_id: str, kind: RecordKind, key: str, occurrence: int,
                    payload: Mapping[str, Any]) -> Callable[[sqlite3.Connection], Any]:
+        row = self._record_row(run_id, kind, key, occurrence, payload, now=time.time())
+        return lambda c: c.execute(_RECORD_SQL, row)
+
+    @staticmethod
+    def _record_row(run_id: str, kind: RecordKind, key: str, occurrence: int,
+                    payload: Mapping[str, Any], *, now: float) -> tuple[Any, ...]:
         if kind not in ("model", "tool"):
             msg = f"Recording kind must be 'model' or 'tool', not {kind!r}."
             raise UsageError(msg)
         text = _dumps(payload, f"{kind} recording {key!r} of run {run_id!r}")
-        now = time.time()
-        return lambda c: c.execute(
-            "INSERT INTO rt_recordings (run_id, kind, key, occurrence, payload, recorded_at) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, kind, key, occurrence) DO UPDATE SET "
-            "payload = excluded.payload, recorded_at = excluded.recorded_at",
-            (run_id, kind, key, occurrence, text, now))
+        return (run_id, kind, key, occurrence, text, now)
 
     def recorded(self, run_id: str, kind: RecordKind, key: str,
                  occurrence: int) -> dict[str, Any] | None:
@@ -435,21 +459,9 @@ class RunStore(StopFlags):
 
         def prepare() -> Callable[[sqlite3.Connection], None]:
             self._check_version()
-            writes = [self._record_fn(run_id, *r) for r in recordings]
-            writes += [self._save_fn(run_id, e_step, e_text, status=e_status, agent=agent,
-                                     parent_run_id=parent_run_id, list_run=False)
-                       for e_step, e_text, e_status in earlier]
-            save = self._save_fn(run_id, step, state, status=status, agent=agent,
-                                 parent_run_id=parent_run_id)
-            if not writes:
-                return save
-
-            def write_all(conn: sqlite3.Connection) -> None:
-                for write in writes:
-                    write(conn)
-                save(conn)
-
-            return write_all
+            return self._save_fn(run_id, step, state, status=status, agent=agent,
+                                 parent_run_id=parent_run_id, earlier=earlier,
+                                 recordings=recordings)
 
         await self._db.awrite(prepare, audit=audit)
         self._saved(run_id, status, agent, parent_run_id)

@@ -47,6 +47,7 @@ from agentnb.runtime._state import default_home, dump_output, load_output
 from agentnb.runtime._step import RunResult, RunState, Step, StepKind
 from agentnb.runtime._writer import STEPS
 from agentnb.tracing import semconv as sc
+from agentnb.tracing._lean import active_span
 
 if TYPE_CHECKING:
     from agentnb.runtime._agent import Agent
@@ -488,7 +489,7 @@ class Run:
         if self.needs_initial_checkpoint:
             self.needs_initial_checkpoint = False
             await _stepping.checkpoint(self)
-        with use_scope(self.scope), trace.use_span(self._span, end_on_exit=False):  # type: ignore[arg-type]
+        with use_scope(self.scope), active_span(self._span or trace.INVALID_SPAN):
             return await _stepping.step_once(self)
 
     async def arun_to_end(self, *, raise_on_stop: bool = False) -> RunResult:

@@ -80,11 +80,13 @@ _MIGRATIONS: dict[int, Sequence[str]] = {
 
 SpanRow = tuple[Any, ...]
 """(span_id, trace_id, parent_id, run_id, name, kind, span_kind, start_ns, end_ns, status,
-status_message, attributes_json, scope)"""
+status_message, attributes_json, scope); an empty parent_id, run_id, kind, status_message or
+scope is stored as NULL."""
 EventRow = tuple[Any, ...]
 """(span_id, seq, name, time_ns, attributes_json)"""
 
-_INSERT_SPAN = "INSERT OR REPLACE INTO spans VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+_INSERT_SPAN = ("INSERT OR REPLACE INTO spans VALUES (?,?,NULLIF(?,''),NULLIF(?,''),?,"
+                "NULLIF(?,''),?,?,?,?,NULLIF(?,''),?,NULLIF(?,''))")
 _INSERT_EVENT = "INSERT OR REPLACE INTO events VALUES (?,?,?,?,?)"
 
 
