@@ -37,6 +37,15 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from agentnb.core import StoreError, UsageError
 from agentnb.runtime._cache import _Database, _dumps, _home
 from agentnb.runtime._delta import FULL_EVERY, _fold
+from agentnb.runtime._recordings import (
+    FIND_SQL,
+    SAVE_SQL,
+    SAVE_SQL_TOP,
+    encode,
+    latest,
+    merged,
+    needle,
+)
 from agentnb.runtime._stops import StopFlags
 from agentnb.tracing._shared import flush_needed, spans_writer
 
@@ -53,8 +62,10 @@ T = TypeVar("T")
 RecordKind = Literal["model", "tool"]
 """What a recording holds: a model response or a tool result."""
 
-SCHEMA_VERSION = 1
-"""Version of the `rt_*` tables; kept in `rt_meta`."""
+SCHEMA_VERSION = 2
+"""Version of the `rt_*` tables; kept in `rt_meta`. 2 added `rt_checkpoints.recordings` (a
+step's recordings in its checkpoint's row, `agentnb.runtime._recordings`); a version-1 file
+gets the column on its first use."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS rt_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -76,6 +87,7 @@ CREATE TABLE IF NOT EXISTS rt_checkpoints (
     agent TEXT NOT NULL,
     parent_run_id TEXT,
     saved_at REAL NOT NULL,
+    recordings TEXT,
     PRIMARY KEY (run_id, step)
 );
 CREATE TABLE IF NOT EXISTS rt_recordings (
@@ -95,11 +107,6 @@ CREATE TABLE IF NOT EXISTS rt_stops (
 );
 """
 
-_SAVE_SQL = ("INSERT OR REPLACE INTO rt_checkpoints (run_id, step, state, status, agent, "
-             "parent_run_id, saved_at) VALUES (?, ?, ?, ?, ?, ?, ?)")
-_SAVE_SQL_TOP = ("INSERT OR REPLACE INTO rt_checkpoints (run_id, step, state, status, agent, "
-                 "parent_run_id, saved_at) VALUES (?, ?, ?, ?, ?, NULL, ?)")
-"""A top-level run's checkpoint: no parent to bind."""
 _RECORD_SQL = (
     "INSERT INTO rt_recordings (run_id, kind, key, occurrence, payload, recorded_at) "
     "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, kind, key, occurrence) DO UPDATE SET "
@@ -238,7 +245,17 @@ class RunStore(StopFlags):
             conn.execute("INSERT OR IGNORE INTO rt_meta (key, value) VALUES ('schema_version', ?)",
                          (str(SCHEMA_VERSION),))
             row = conn.execute("SELECT value FROM rt_meta WHERE key = 'schema_version'").fetchone()
-            return row[0] if row else None
+            found = row[0] if row else None
+            if found is not None and found.isdigit() and int(found) < SCHEMA_VERSION:
+                # Version 1 -> 2: the column for a step's recordings (one writer at a time:
+                # this runs in a write transaction, and the column is looked for first).
+                columns = {r[1] for r in conn.execute("PRAGMA table_info(rt_checkpoints)")}
+                if "recordings" not in columns:
+                    conn.execute("ALTER TABLE rt_checkpoints ADD COLUMN recordings TEXT")
+                conn.execute("UPDATE rt_meta SET value = ? WHERE key = 'schema_version'",
+                             (str(SCHEMA_VERSION),))
+                found = str(SCHEMA_VERSION)
+            return found
 
         found = self._db.write(check, "set up")
         if found is not None and int(found) > SCHEMA_VERSION:
@@ -275,21 +292,25 @@ class RunStore(StopFlags):
                  recordings: Sequence[tuple[RecordKind, str, int, Mapping[str, Any]]] = (),
                  ) -> Callable[[sqlite3.Connection], None]:
         """The write of a checkpoint, with the `earlier` ones of the same run and
-        `recordings` (as `asave_checkpoint` takes them), as one function of a connection.
+        `recordings` (as `asave_checkpoint` takes them, kept in the checkpoint's row: see
+        `agentnb.runtime._recordings`), as one function of a connection.
 
-        Rows of one table go in one `executemany`, and a missing parent is written as the
-        statement's NULL, not bound: each statement and each bound None costs the sqlite3
-        module as much as SQLite's own insert of a small row."""
+        The rows go in one `executemany`, and a missing parent is written as the statement's
+        NULL, not bound: each statement and each bound None costs the sqlite3 module as much
+        as SQLite's own insert of a small row."""
         now = time.time()
         rows: list[tuple[Any, ...]] = [
-            (run_id, e_step, e_text, e_status, agent, now) for e_step, e_text, e_status in earlier]
+            (run_id, e_step, e_text, e_status, agent, now, "")
+            for e_step, e_text, e_status in earlier]
         text = (state if isinstance(state, str)
                 else _dumps(state, f"state of run {run_id!r} at step {step}"))
-        rows.append((run_id, step, text, status, agent, now))
+        made = encode([(kind, key, occ, self._record_row(run_id, kind, key, occ, payload,
+                                                         now=now)[4])
+                       for kind, key, occ, payload in recordings])
+        rows.append((run_id, step, text, status, agent, now, made))
         if parent_run_id is not None:
-            rows = [(*row[:5], parent_run_id, now) for row in rows]
-        save_sql = _SAVE_SQL if parent_run_id is not None else _SAVE_SQL_TOP
-        records = [self._record_row(run_id, *r, now=now) for r in recordings]
+            rows = [(*row[:5], parent_run_id, *row[5:]) for row in rows]
+        save_sql = SAVE_SQL if parent_run_id is not None else SAVE_SQL_TOP
         self._parents[run_id] = parent_run_id
 
         # The runs table changes only when what it lists does: its last step and update time
@@ -299,8 +320,6 @@ class RunStore(StopFlags):
                   or self._listed.get(run_id) != (status, agent, parent_run_id))
 
         def save(conn: sqlite3.Connection) -> None:
-            if records:
-                conn.executemany(_RECORD_SQL, records)
             conn.executemany(save_sql, rows)
             if not listed:
                 return
@@ -412,24 +431,38 @@ class RunStore(StopFlags):
     def recorded(self, run_id: str, kind: RecordKind, key: str,
                  occurrence: int) -> dict[str, Any] | None:
         """The recorded payload, or None when that call was not recorded."""
-        row = self._read(lambda c: c.execute(
-            "SELECT payload FROM rt_recordings WHERE run_id = ? AND kind = ? AND key = ? "
-            "AND occurrence = ?", (run_id, kind, key, occurrence)).fetchone())
-        if row is None:
-            return None
+
+        def read(c: sqlite3.Connection) -> tuple[Any, list[tuple[float, str]]]:
+            row = c.execute(
+                "SELECT recorded_at, payload FROM rt_recordings WHERE run_id = ? AND kind = ? "
+                "AND key = ? AND occurrence = ?", (run_id, kind, key, occurrence)).fetchone()
+            return row, c.execute(FIND_SQL, (run_id, needle(kind, key, occurrence))).fetchall()
+
+        row, rows = self._read(read)
         try:
-            return json.loads(row[0])
+            found = latest(rows, kind, key, occurrence)
+            if row is not None and (found is None or row[0] > found[0]):
+                return json.loads(row[1])
         except ValueError as exc:
             raise self._db.error(exc, "read a recording from") from None
+        return None if found is None else found[1]
 
     def recordings(self, run_id: str) -> list[Recording]:
         """Every recording of a run, in the order they were first made."""
-        rows = self._read(lambda c: c.execute(
-            "SELECT run_id, kind, key, occurrence, payload, recorded_at FROM rt_recordings "
-            "WHERE run_id = ? ORDER BY id", (run_id,)).fetchall())
+
+        def read(c: sqlite3.Connection) -> tuple[list[Any], list[Any]]:
+            return (c.execute(
+                "SELECT kind, key, occurrence, payload, recorded_at FROM rt_recordings "
+                "WHERE run_id = ? ORDER BY id", (run_id,)).fetchall(),
+                c.execute("SELECT step, saved_at, recordings FROM rt_checkpoints WHERE "
+                          "run_id = ? AND recordings IS NOT NULL ORDER BY step",
+                          (run_id,)).fetchall())
+
+        table, rows = self._read(read)
         try:
-            return [Recording(run_id=r[0], kind=r[1], key=r[2], occurrence=r[3],
-                              payload=json.loads(r[4]), recorded_at=_utc(r[5])) for r in rows]
+            return [Recording(run_id=run_id, kind=kind, key=key, occurrence=occ, payload=payload,
+                              recorded_at=_utc(at))
+                    for kind, key, occ, payload, at in merged(table, rows)]
         except ValueError as exc:
             raise self._db.error(exc, "read a recording from") from None
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from agentnb.core import StoreError, UsageError
-from agentnb.runtime._checkpoint import RunStore, run_store
+from agentnb.runtime._checkpoint import SCHEMA_VERSION, RunStore, run_store
 
 
 @pytest.fixture
@@ -440,7 +440,7 @@ def test_tracing_tables_in_the_same_file_are_left_alone(db: Path) -> None:
             "SELECT name FROM sqlite_master WHERE type IN ('table', 'index') "
             "AND name NOT LIKE 'sqlite_%'")}
         assert conn.execute("SELECT value FROM rt_meta WHERE key='schema_version'").fetchone() == (
-            "1",)
+            str(SCHEMA_VERSION),)
     conn.close()
     assert {n for n in names if not n.startswith("rt_")} == {"spans", "schema_version"}
 
