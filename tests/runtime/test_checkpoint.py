@@ -105,13 +105,28 @@ def test_the_runs_table_is_written_only_when_a_run_s_row_changes(store: RunStore
                            "step = 3").fetchone()[0]
     assert runs[0].updated_at.timestamp() == pytest.approx(saved_at)
     store.save_checkpoint("run_a", 4, {}, status="done", agent="a")
-    assert row("run_a")[:2] == ("done", 4)  # a new status is written at once
+    assert row("run_a") == before  # a new status too: list_runs reads it from the checkpoint
+    newest = store.list_runs()[0]
+    assert (newest.run_id, newest.status, newest.last_step) == ("run_a", "done", 4)
     # Another RunStore on the file (another process, a resumed run) writes its first one.
     other = RunStore(db)
     other.save_checkpoint("run_b", 1, {}, status="awaiting_approval", agent="b")
     assert row("run_b")[:2] == ("awaiting_approval", 1)
     other.close()
     raw.close()
+
+
+def test_a_run_loaded_at_an_earlier_step_is_listed_with_its_new_status(store: RunStore,
+                                                                       db: Path) -> None:
+    """Steps past the one a run was loaded at keep their rows until written again: the runs
+    row written since (a newer process's first checkpoint) gives the status."""
+    for step, status in ((1, "ready"), (2, "ready"), (3, "done")):
+        store.save_checkpoint("run_a", step, {}, status=status, agent="a")
+    time.sleep(0.01)
+    again = RunStore(db)  # the process that loaded step 1 and drove it on
+    again.save_checkpoint("run_a", 2, {}, status="awaiting_approval", agent="a")
+    assert [(r.status, r.last_step) for r in again.list_runs()] == [("awaiting_approval", 3)]
+    again.close()
 
 
 def test_a_held_checkpoint_written_with_the_next_lists_the_run_once(store: RunStore) -> None:
