@@ -81,6 +81,21 @@ class Usage(BaseModel):
             "usd": usd,
         })
 
+    def json_dict(self) -> dict[str, Any]:
+        """`model_dump(mode="json")`, made by hand: a checkpoint dumps usages at every step,
+        and this is a quarter of pydantic's cost for so small a model.
+
+        Example:
+            >>> Usage(input_tokens=3, usd=0.5).json_dict() == Usage(
+            ...     input_tokens=3, usd=0.5).model_dump(mode="json")
+            True
+        """
+        usd = self.usd
+        return {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
+                "cached_tokens": self.cached_tokens, "cache_write_tokens": self.cache_write_tokens,
+                "reasoning_tokens": self.reasoning_tokens, "model_calls": self.model_calls,
+                "tool_calls": self.tool_calls, "usd": None if usd is None else str(usd)}
+
     def __str__(self) -> str:
         usd = "unpriced" if self.usd is None else f"${self.usd:.6f}"
         return (f"{self.input_tokens} in / {self.output_tokens} out tokens, "

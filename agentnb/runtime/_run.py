@@ -345,7 +345,7 @@ class Run:
             "agent": self.agent.agent_name, "state": self._state,
             "messages": list(self._message_dumps), "chain": list(self._chain),
             "steps": list(self._step_dumps), **small,
-            "usage": self.usage.model_dump(mode="json"), "retries": self.retries,
+            "usage": self.usage.json_dict(), "retries": self.retries,
             "occurrences": dict(self.occurrences),
             "stop_reason": self.stop_reason,
             "elapsed_s": self.elapsed_s(),
