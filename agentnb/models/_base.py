@@ -14,6 +14,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentnb.core import FinishReason, Message, Part, TextPart, ToolCallPart, ToolDefinition, Usage
+from agentnb.core._messages import parts_json
 
 __all__ = [
     "Choice",
@@ -147,6 +148,22 @@ class ModelResponse(BaseModel):
     """The provider's response id."""
     extra_choices: tuple[Choice, ...] = ()
     """Choices after the first when `n` > 1."""
+
+    def json_dict(self) -> dict[str, Any]:
+        """`model_dump(mode="json")`, made by hand (a run dumps every response it gets).
+
+        Example:
+            >>> r = ModelResponse(parts=(TextPart(text="hi"),), model_name="m")
+            >>> r.json_dict() == r.model_dump(mode="json")
+            True
+        """
+        return {
+            "parts": parts_json(self.parts), "usage": self.usage.json_dict(),
+            "finish_reason": self.finish_reason, "raw_finish_reason": self.raw_finish_reason,
+            "model_name": self.model_name, "provider_id": self.provider_id,
+            "extra_choices": [{"index": c.index, "parts": parts_json(c.parts),
+                               "finish_reason": c.finish_reason} for c in self.extra_choices],
+        }
 
     @property
     def text(self) -> str:

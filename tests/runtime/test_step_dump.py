@@ -9,8 +9,18 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agentnb.core import Message, Usage
-from agentnb.models import FunctionModel
+from agentnb.core import (
+    Message,
+    RefusalPart,
+    TextPart,
+    ThinkingPart,
+    ToolCallPart,
+    ToolResultPart,
+    Usage,
+)
+from agentnb.core._messages import parts_json
+from agentnb.models import FunctionModel, ModelResponse
+from agentnb.models._base import Choice
 from agentnb.runtime import Agent, _hooks
 from agentnb.runtime._step import Step, ToolCallRecord
 from agentnb.runtime._stepping import step_dump
@@ -64,3 +74,39 @@ def test_step_dump_is_the_redacted_model_dump(*, kind: Any, status: Any, usage: 
     assert made == expected
     assert list(made) == list(expected)
     assert made["messages"] == run._message_dumps[-2:]  # pyright: ignore[reportPrivateUsage]
+
+
+_str = st.text(max_size=12)
+_parts = st.one_of(
+    st.builds(TextPart, text=_str),
+    st.builds(ThinkingPart, text=_str, signature=st.one_of(st.none(), _str)),
+    st.builds(RefusalPart, text=_str),
+    st.builds(ToolCallPart, id=_str, name=_str, arguments=_str,
+              reason=st.one_of(st.none(), _str)),
+    st.builds(ToolResultPart, call_id=_str, name=_str, content=_str, is_error=st.booleans()))
+_finish = st.sampled_from([None, "stop", "length", "tool_calls", "content_filter", "refusal",
+                           "error"])
+
+
+@given(role=st.sampled_from(["system", "user", "assistant", "tool"]),
+       parts=st.lists(_parts, max_size=4))
+def test_message_json_dict_is_model_dump(role: Any, parts: list[Any]) -> None:
+    message = Message(role=role, parts=tuple(parts))
+    assert message.json_dict() == message.model_dump(mode="json")
+    assert parts_json(parts) == [p.model_dump(mode="json") for p in parts]
+
+
+@given(parts=st.lists(_parts, max_size=3), usage=_usages, finish=_finish,
+       raw=st.one_of(st.none(), _str), name=_str, provider=st.one_of(st.none(), _str),
+       extra=st.lists(st.builds(Choice, index=st.integers(0, 5),
+                                parts=st.lists(_parts, max_size=2).map(tuple),
+                                finish_reason=_finish), max_size=2))
+def test_response_json_dict_is_model_dump(*, parts: list[Any], usage: Usage, finish: Any,
+                                          raw: str | None, name: str, provider: str | None,
+                                          extra: list[Choice]) -> None:
+    response = ModelResponse(parts=tuple(parts), usage=usage, finish_reason=finish,
+                             raw_finish_reason=raw, model_name=name, provider_id=provider,
+                             extra_choices=tuple(extra))
+    made = response.json_dict()
+    assert made == response.model_dump(mode="json")
+    assert list(made) == list(ModelResponse.model_fields)
