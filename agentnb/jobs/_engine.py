@@ -37,6 +37,8 @@ _CLEAN_EXIT_VALUES = frozenset({"", "0", "None"})
 
 _KERNEL_DIR_PREFIX = "agentnb-kernel-"
 _STALE_AFTER_S = 60.0
+SHUTDOWN_WAIT_S = 2.0
+"""A job kernel's `shutdown_wait_time`: jupyter_client sends SIGTERM after half of it."""
 
 
 def _pid_alive(pid: int) -> bool:
@@ -98,7 +100,8 @@ _CLASSES: dict[str, Any] = {}
 
 def __getattr__(name: str) -> Any:
     if name in ("AgentnbEngine", "AgentnbNotebookClient"):
-        return engine_class() if name == "AgentnbEngine" else _CLASSES["AgentnbNotebookClient"]
+        engine = engine_class()  # builds both classes on first use
+        return engine if name == "AgentnbEngine" else _CLASSES["AgentnbNotebookClient"]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -168,6 +171,13 @@ def engine_class() -> Any:
                 self.ipc_dir = kernel_dir()
                 km.transport = "ipc"
                 km.ip = os.path.join(self.ipc_dir, "k")
+            # After the shutdown request, jupyter_client waits half of this for the kernel to
+            # exit before it sends SIGTERM (default 5 s: 2.5 s). An ipykernel 7 kernel now and
+            # then never exits by itself (its control thread blocks sending to the IOPub thread
+            # while the main thread joins it): 1 s is five times a clean exit here, and the
+            # job has nothing left in the kernel by then (the ledger and the spans are written
+            # after every cell).
+            km.shutdown_wait_time = SHUTDOWN_WAIT_S
             return km
 
         def _left_s(self) -> float | None:

@@ -213,6 +213,12 @@ class JobContext:
                 if reason in _BUDGET_REASONS and by_job:
                     self.stop_reason = reason
         self.flush()
+        # The cell's finished spans go to disk now, not at the kernel's exit: a kernel that
+        # hangs on its way out (ipykernel's control thread, now and then) is ended with
+        # SIGTERM before any atexit handler runs.
+        from agentnb.tracing import flush as flush_spans
+
+        flush_spans()
 
 
 _CONTEXT: JobContext | None = None

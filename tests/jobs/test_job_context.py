@@ -132,3 +132,23 @@ def test_read_ledger_of_garbage_is_none(tmp_path: Path) -> None:
     assert read_ledger(tmp_path) is None
     (tmp_path / "ledger.json").write_text("{not json", encoding="utf-8")
     assert read_ledger(tmp_path) is None
+
+
+def test_post_cell_hook_writes_the_cells_finished_spans(tmp_path: Path) -> None:
+    """Spans that finished in a cell are on disk when the cell's hook returns, not only at the
+    kernel's exit (a kernel that hangs on its way out is ended by SIGTERM, before atexit)."""
+    import sqlite3
+
+    from agentnb.tracing import _spans, configure, tracer
+
+    configure(resolve(home=tmp_path / "home"))
+    try:
+        tracer().start_span("cell work", attributes={"agentnb.kind": "step"}).end()
+        assert len(_spans._state().processor.queue) == 1  # waiting for the writer thread
+        ctx = _ctx(tmp_path)
+        ctx._post_run_cell(SimpleNamespace(error_in_exec=None))
+        assert not _spans._state().processor.queue
+        with sqlite3.connect(tmp_path / "home" / "traces.db") as conn:  # no flush on reading
+            assert conn.execute("SELECT name FROM spans").fetchall() == [("cell work",)]
+    finally:
+        configure(resolve())

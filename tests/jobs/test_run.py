@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 
 import nbformat
 import pytest
@@ -206,3 +207,13 @@ def test_kernel_folders_left_by_killed_workers_are_removed() -> None:
     finally:
         for folder in made:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_kernel_that_does_not_exit_is_ended_after_a_second() -> None:
+    """jupyter_client sends SIGTERM half of `shutdown_wait_time` after the shutdown request;
+    a job kernel's is SHUTDOWN_WAIT_S (2 s: 1 s), not jupyter_client's 5 s."""
+    from agentnb.jobs import _engine
+
+    client = _engine.AgentnbNotebookClient(SimpleNamespace(nb=nbformat.v4.new_notebook()))
+    km = client.create_kernel_manager()
+    assert km.shutdown_wait_time == _engine.SHUTDOWN_WAIT_S == 2.0
