@@ -216,7 +216,7 @@ class RunStore(StopFlags):
         self._db.companion = functools.partial(spans_writer, self._db.path)
         self._init_stops(stop_cache_s)
         self._parents: dict[str, str | None] = {}
-        # (status, agent, parent) last committed to the runs table, by run (see `_save_fn`).
+        # (agent, parent) last committed to the runs table, by run (see `_save_fn`).
         self._listed: dict[str, tuple[str, str | None]] = {}
         self._meta_checked = False
 
@@ -464,8 +464,8 @@ class RunStore(StopFlags):
 
         table, rows = self._read(read)
         try:
-            return [Recording(run_id=run_id, kind=kind, key=key, occurrence=occ, payload=payload,
-                              recorded_at=_utc(at))
+            return [Recording(run_id=run_id, kind=kind, key=key,  # pyright: ignore[reportArgumentType]  # "model" or "tool", as written
+                              occurrence=occ, payload=payload, recorded_at=_utc(at))
                     for kind, key, occ, payload, at in merged(table, rows)]
         except ValueError as exc:
             raise self._db.error(exc, "read a recording from") from None
