@@ -98,9 +98,15 @@ def test_keyboard_interrupt_cancels_our_task() -> None:
         time.sleep(0.05)
         signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
 
-    threading.Thread(target=interrupt, daemon=True).start()
-    with pytest.raises(KeyboardInterrupt):
-        run_sync(long())
+    # A process started in the background by a non-interactive shell inherits SIGINT ignored,
+    # and Python then installs no KeyboardInterrupt handler: Ctrl-C is made to mean it here.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        threading.Thread(target=interrupt, daemon=True).start()
+        with pytest.raises(KeyboardInterrupt):
+            run_sync(long())
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert cleaned.wait(5)
 
 
