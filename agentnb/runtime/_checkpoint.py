@@ -223,7 +223,7 @@ class RunStore(StopFlags):
     list_every_step = False
     """Write the runs table at every checkpoint, not only when its row changes (A/B switch)."""
 
-    def _saved(self, run_id: str, status: str, agent: str, parent_run_id: str | None) -> None:
+    def _saved(self, run_id: str, agent: str, parent_run_id: str | None) -> None:
         """Note what the runs table holds for `run_id` once its checkpoint has committed."""
         if len(self._listed) > 4096:
             self._listed.clear()  # forgotten runs are written again at their next checkpoint
@@ -284,7 +284,7 @@ class RunStore(StopFlags):
         """
         self._write(self._save_fn(run_id, step, state, status=status, agent=agent,
                                   parent_run_id=parent_run_id))
-        self._saved(run_id, status, agent, parent_run_id)
+        self._saved(run_id, agent, parent_run_id)
 
     def _save_fn(self, run_id: str, step: int, state: Mapping[str, Any] | str, *, status: str,
                  agent: str, parent_run_id: str | None,
@@ -299,18 +299,15 @@ class RunStore(StopFlags):
         NULL, not bound: each statement and each bound None costs the sqlite3 module as much
         as SQLite's own insert of a small row."""
         now = time.time()
-        rows: list[tuple[Any, ...]] = [
-            (run_id, e_step, e_text, e_status, agent, now, "")
-            for e_step, e_text, e_status in earlier]
+        parent = () if parent_run_id is None else (parent_run_id,)  # SAVE_SQL_TOP has none
         text = (state if isinstance(state, str)
                 else _dumps(state, f"state of run {run_id!r} at step {step}"))
-        made = encode([(kind, key, occ, self._record_row(run_id, kind, key, occ, payload,
-                                                         now=now)[4])
+        made = encode([(kind, key, occ, self._payload_text(run_id, kind, key, payload))
                        for kind, key, occ, payload in recordings])
-        rows.append((run_id, step, text, status, agent, now, made))
-        if parent_run_id is not None:
-            rows = [(*row[:5], parent_run_id, *row[5:]) for row in rows]
-        save_sql = SAVE_SQL if parent_run_id is not None else SAVE_SQL_TOP
+        rows = [(run_id, e_step, e_text, e_status, agent, *parent, now, "")
+                for e_step, e_text, e_status in earlier]
+        rows.append((run_id, step, text, status, agent, *parent, now, made))
+        save_sql = SAVE_SQL if parent else SAVE_SQL_TOP
         self._parents[run_id] = parent_run_id
 
         # The runs table is written at a run's first checkpoint in this store (and if its
@@ -420,17 +417,18 @@ class RunStore(StopFlags):
 
     def _record_fn(self, run_id: str, kind: RecordKind, key: str, occurrence: int,
                    payload: Mapping[str, Any]) -> Callable[[sqlite3.Connection], Any]:
-        row = self._record_row(run_id, kind, key, occurrence, payload, now=time.time())
+        row = (run_id, kind, key, occurrence, self._payload_text(run_id, kind, key, payload),
+               time.time())
         return lambda c: c.execute(_RECORD_SQL, row)
 
     @staticmethod
-    def _record_row(run_id: str, kind: RecordKind, key: str, occurrence: int,
-                    payload: Mapping[str, Any], *, now: float) -> tuple[Any, ...]:
+    def _payload_text(run_id: str, kind: RecordKind, key: str,
+                      payload: Mapping[str, Any]) -> str:
+        """A recording's payload as JSON text, once its kind is checked."""
         if kind not in ("model", "tool"):
             msg = f"Recording kind must be 'model' or 'tool', not {kind!r}."
             raise UsageError(msg)
-        text = _dumps(payload, f"{kind} recording {key!r} of run {run_id!r}")
-        return (run_id, kind, key, occurrence, text, now)
+        return _dumps(payload, f"{kind} recording {key!r} of run {run_id!r}")
 
     def recorded(self, run_id: str, kind: RecordKind, key: str,
                  occurrence: int) -> dict[str, Any] | None:
@@ -501,7 +499,7 @@ class RunStore(StopFlags):
                                  recordings=recordings)
 
         await self._db.awrite(prepare, audit=audit)
-        self._saved(run_id, status, agent, parent_run_id)
+        self._saved(run_id, agent, parent_run_id)
 
     def spans_ride_along(self) -> bool:
         """True when `asave_checkpoint` also stores every span that ended before it was called
