@@ -44,7 +44,7 @@ from agentnb.runtime._delta import DELTA_PREFIX
 from agentnb.runtime._journal import StepJournal
 from agentnb.runtime._killswitch import LoopDetector
 from agentnb.runtime._scopes import current_scope, use_scope
-from agentnb.runtime._state import default_home, dump_output, load_output
+from agentnb.runtime._state import default_home, dump_output, restore_fields
 from agentnb.runtime._step import RunResult, RunState, Step, StepKind
 from agentnb.runtime._writer import STEPS
 from agentnb.tracing import semconv as sc
@@ -401,30 +401,7 @@ class Run:
                      run_id=run_id or state["run_id"],
                      parent_run_id=(state.get("parent_run_id") if parent_run_id is UNSET
                                     else parent_run_id))
-        run._state = state["state"]
-        run._messages = [Message.model_validate(m) for m in state["messages"]]
-        run._message_dumps = list(state["messages"])
-        run._encoded = {"messages": [], "steps": []}  # encoded at the first checkpoint
-        run._chain = list(state["chain"])
-        run._steps = [Step.model_validate(s) for s in state["steps"]]
-        run._step_dumps = list(state["steps"])
-        run.pending = [ToolCallPart.model_validate(c) for c in state["pending"]]
-        run.decisions = dict(state["decisions"])
-        run.sticky = dict(state["sticky"])
-        run.usage = Usage.model_validate(state["usage"])
-        run._prior_usage = state["usage"]
-        run.retries = int(state["retries"])
-        run.occurrences = dict(state["occurrences"])
-        run.loop = LoopDetector.from_dict(state["loop"])
-        run.output = load_output(agent, state.get("output"))
-        run.stop_reason = state.get("stop_reason")
-        run.error = state.get("error")
-        run._elapsed_prior = float(state.get("elapsed_s") or 0.0)
-        wrap = state.get("wrap_note")
-        run.wrap_note = (int(wrap[0]), str(wrap[1])) if wrap else None
-        run.model_mark = int(state.get("model_mark", 0))
-        forked = state.get("forked_from")
-        run.forked_from = (str(forked[0]), int(forked[1])) if forked else None
+        restore_fields(run, agent, state)
         return run
 
     @classmethod
