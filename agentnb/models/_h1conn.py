@@ -31,7 +31,11 @@ _READ_SIZE = 64 * 1024
 _NAME = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
 _VALUE = re.compile(rb"[\x21-\x7e\x80-\xff]([\t\x20-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?|")
 _CHECKED: set[tuple[bytes, bytes]] = set()
-"""Header lines already found legal: a client sends the same few on every request."""
+"""Header lines already found legal: a client sends the same few on every request. Lines that
+carry a credential (`_SECRET_NAMES`) are checked every time and never kept here: this set lives
+as long as the process, past the client that held the key."""
+_SECRET_NAMES = frozenset({b"authorization", b"proxy-authorization", b"api-key", b"x-api-key",
+                           b"x-goog-api-key", b"cookie"})
 
 _IDLE, _ACTIVE, _CLOSED = 0, 1, 2
 
@@ -140,7 +144,7 @@ class H1Connection:
                 msg = (f"Illegal header {what} in {name.decode('latin-1')!r}: a line break, "
                        "control character or leading/trailing space; it was not sent.")
                 raise core.LocalProtocolError(msg)
-            if len(value) <= 512:
+            if len(value) <= 512 and name.lower() not in _SECRET_NAMES:
                 if len(checked) >= 256:
                     checked.clear()
                 checked.add((name, value))

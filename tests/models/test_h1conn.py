@@ -141,3 +141,24 @@ async def test_a_header_that_would_split_the_request_is_refused_before_sending()
         assert "Injected" not in str(info.value)  # values (often credentials) are not quoted
         assert await _post(pool, url) == (200, b"")  # the pool still works
         await pool.aclose()
+
+
+@aio
+async def test_credential_headers_are_checked_each_time_and_never_kept() -> None:
+    from agentnb.models import _h1conn
+
+    server = Server(_serving(lambda _: b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
+    async with server as url:
+        pool = _pool()
+        for _ in range(2):
+            response = await pool.post(url, content=b"x", headers={
+                "Authorization": "Bearer sk-kept-nowhere-123", "x-api-key": "k-kept-nowhere-456",
+                "x-note": "plain"})
+            assert response.status_code == 200
+        kept = {value for _, value in _h1conn._CHECKED}  # pyright: ignore[reportPrivateUsage]
+        assert b"plain" in kept  # ordinary lines are still remembered
+        assert not any(b"kept-nowhere" in value for value in kept)
+        # Still checked: a bad credential line is refused, not sent.
+        with pytest.raises(httpx2.LocalProtocolError, match="Illegal header value"):
+            await pool.post(url, content=b"x", headers={"Authorization": "Bearer a\r\nX: 1"})
+        await pool.aclose()
