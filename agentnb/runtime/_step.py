@@ -48,6 +48,19 @@ class ToolCallRecord(BaseModel):
     replayed: bool = False
     """True when the result came from the run's recordings instead of running the tool."""
 
+    def json_dict(self) -> dict[str, Any]:
+        """`model_dump(mode="json")`, made by hand (every step's dump holds its calls).
+
+        Example:
+            >>> c = ToolCallRecord(id="c1", name="lookup", arguments="{}", status="ok")
+            >>> c.json_dict() == c.model_dump(mode="json")
+            True
+        """
+        return {"id": self.id, "name": self.name, "arguments": self.arguments,
+                "reason": self.reason, "result": self.result, "status": self.status,
+                "decision": self.decision, "duration_s": self.duration_s,
+                "replayed": self.replayed}
+
 
 class Step(BaseModel):
     """One transition of a run: a model call, an approval, or a batch of tool calls.

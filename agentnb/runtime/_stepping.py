@@ -24,7 +24,7 @@ from agentnb.runtime._delta import FULL_EVERY
 from agentnb.runtime._job import job_context
 from agentnb.runtime._journal import HeldCheckpoint
 from agentnb.runtime._state import dump_output, remaining_limits
-from agentnb.runtime._step import Step, StepKind, ToolCallRecord
+from agentnb.runtime._step import Step, StepKind
 from agentnb.runtime._tool import render_result
 from agentnb.runtime._writer import RIDE_SPANS
 from agentnb.tracing import semconv as sc
@@ -161,18 +161,12 @@ def step_dump(run: Run, step: Step) -> dict[str, Any]:
     return {
         "kind": step.kind, "index": step.index, "status": step.status,
         "usage": step.usage.json_dict(), "messages": run._message_dumps[-n:],
-        "tool_calls": [_hooks.redact_obj(_call_dict(c)) for c in step.tool_calls],
+        "tool_calls": [_hooks.redact_obj(c.json_dict()) for c in step.tool_calls],
         "reason": None if step.reason is None else redact(step.reason),
         "started_at": started, "duration_s": step.duration_s, "cache_hit": step.cache_hit,
         "stop_reason": step.stop_reason,
         "error": None if step.error is None else redact(step.error),
     }
-
-
-def _call_dict(c: ToolCallRecord) -> dict[str, Any]:
-    return {"id": c.id, "name": c.name, "arguments": c.arguments, "reason": c.reason,
-            "result": c.result, "status": c.status, "decision": c.decision,
-            "duration_s": c.duration_s, "replayed": c.replayed}
 
 
 async def preflight(run: Run, index: int) -> None:

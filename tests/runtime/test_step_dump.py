@@ -51,6 +51,12 @@ def test_usage_json_dict_is_model_dump(usage: Usage) -> None:
     assert list(usage.json_dict()) == list(Usage.model_fields)
 
 
+@given(_calls)
+def test_tool_call_record_json_dict_is_model_dump(call: ToolCallRecord) -> None:
+    assert call.json_dict() == call.model_dump(mode="json")
+    assert list(call.json_dict()) == list(ToolCallRecord.model_fields)
+
+
 @settings(max_examples=150, deadline=None)
 @given(kind=st.sampled_from(["model", "approval", "tools"]),
        status=st.sampled_from(["ok", "retry", "stopped", "failed"]), usage=_usages,
