@@ -37,6 +37,9 @@ _CLEAN_EXIT_VALUES = frozenset({"", "0", "None"})
 
 _KERNEL_DIR_PREFIX = "agentnb-kernel-"
 _STALE_AFTER_S = 60.0
+_OLD_FORMAT_STALE_AFTER_S = 86_400.0
+"""Folders named before the process id went into the name (`agentnb-kernel-<random>`) cannot
+say whether their kernel still runs: they are removed once a day old."""
 SHUTDOWN_WAIT_S = 2.0
 """A job kernel's `shutdown_wait_time`: jupyter_client sends SIGTERM after half of it."""
 
@@ -57,6 +60,7 @@ def kernel_dir() -> str:
     A worker killed with its kernel (SIGKILL, OOM) cannot remove its folder; each new folder
     first removes those that such processes left (their process is gone and the folder is
     older than a minute), so a long-lived machine running batches does not collect them.
+    Folders of the older naming (no process id) go once they are a day old.
 
     Example:
         >>> import shutil
@@ -67,13 +71,18 @@ def kernel_dir() -> str:
     """
     tmp = Path(tempfile.gettempdir())
     now = time.time()
-    for old in tmp.glob(f"{_KERNEL_DIR_PREFIX}*-*"):
-        pid_text = old.name[len(_KERNEL_DIR_PREFIX):].split("-", 1)[0]
-        if not pid_text.isdigit() or int(pid_text) == os.getpid():
-            continue
+    for old in tmp.glob(f"{_KERNEL_DIR_PREFIX}*"):
+        rest = old.name[len(_KERNEL_DIR_PREFIX):]
+        pid_text, dash, _ = rest.partition("-")
         try:
-            stale = (not _pid_alive(int(pid_text))
-                     and now - old.stat().st_mtime > _STALE_AFTER_S and old.is_dir())
+            if not dash:  # the older naming: `tempfile.mkdtemp`'s letters, digits and `_`
+                stale = (now - old.stat().st_mtime > _OLD_FORMAT_STALE_AFTER_S
+                         and old.is_dir())
+            elif not pid_text.isdigit() or int(pid_text) == os.getpid():
+                continue
+            else:
+                stale = (not _pid_alive(int(pid_text))
+                         and now - old.stat().st_mtime > _STALE_AFTER_S and old.is_dir())
         except OSError:  # gone already, or not ours to look at
             continue
         if stale:

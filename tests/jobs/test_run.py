@@ -188,15 +188,19 @@ def test_kernel_folders_left_by_killed_workers_are_removed() -> None:
     young = tmp / f"agentnb-kernel-{dead}-young"
     alive = tmp / f"agentnb-kernel-{os.getppid()}-alive"
     odd = tmp / "agentnb-kernel-notapid-x"
+    # The older naming (no process id): removed once a day old, kept before.
+    old_format = tmp / f"agentnb-kernel-oldfmt{os.getpid()}"
+    old_format_young = tmp / f"agentnb-kernel-oldfmty{os.getpid()}"
     made: list[Path] = []
     try:
-        for folder in (stale, young, alive, odd):
+        for folder in (stale, young, alive, odd, old_format, old_format_young):
             folder.mkdir()
             made.append(folder)
             (folder / "k-1").write_text("")
         old = time.time() - 3600
-        for folder in (stale, alive, odd):
+        for folder in (stale, alive, odd, old_format_young):
             os.utime(folder, (old, old))
+        os.utime(old_format, (old - 86_400, old - 86_400))
         mine = Path(kernel_dir())
         made.append(mine)
         assert mine.name.startswith(f"agentnb-kernel-{os.getpid()}-")
@@ -204,6 +208,8 @@ def test_kernel_folders_left_by_killed_workers_are_removed() -> None:
         assert young.exists()
         assert alive.exists()
         assert odd.exists()
+        assert not old_format.exists()
+        assert old_format_young.exists()
     finally:
         for folder in made:
             shutil.rmtree(folder, ignore_errors=True)
