@@ -32,9 +32,10 @@ else
         --out "$OUT/peers.md" || status=$?
     # The two 1.5x targets: agentnb and the raw httpx2 loop side by side, interleaved repeats
     # (this VM drifts by up to 2x within the hour; the median of the paired ratios does not).
-    # seq_c1's pairs take seconds and scatter most (1.2-1.9x within one run): 9 of them.
+    # seq_c1's pairs take seconds and scatter most (1.05-1.75x within one run, and the median
+    # of 9 moved 1.24-1.57x between runs of the same code): 15 of them, about 65 s.
     "$PEERS_PY" benchmarks/peers/run_bench.py --adapters raw_httpx2,agentnb --scenarios seq_c1 \
-        --repeat 9 --out "$OUT/ratios_seq.md" || status=$?
+        --repeat 15 --out "$OUT/ratios_seq.md" || status=$?
     "$PEERS_PY" benchmarks/peers/run_bench.py --adapters raw_httpx2,agentnb --scenarios conc_c100 \
         --repeat 5 --out "$OUT/ratios.md" || status=$?
     # INSTRUCTIONS=1: the seq_c1 ratio again in instructions (callgrind), which the VM's drift
