@@ -163,9 +163,10 @@ Part = Annotated[
 """Any message part."""
 
 
-_PART_FIELDS: dict[type[BaseModel], tuple[str, ...]] = {
+PART_FIELDS: dict[type[BaseModel], tuple[str, ...]] = {
     cls: tuple(cls.model_fields)
     for cls in (TextPart, ThinkingPart, RefusalPart, ToolCallPart, ToolResultPart)}
+"""Each part type's fields, in order: all text, flags or None (see `Message.json_dict`)."""
 
 
 def parts_json(parts: Iterable[BaseModel]) -> list[dict[str, Any]]:
@@ -177,7 +178,7 @@ def parts_json(parts: Iterable[BaseModel]) -> list[dict[str, Any]]:
     """
     out: list[dict[str, Any]] = []
     for p in parts:
-        names = _PART_FIELDS.get(type(p))
+        names = PART_FIELDS.get(type(p))
         out.append(p.model_dump(mode="json") if names is None
                    else {name: getattr(p, name) for name in names})
     return out

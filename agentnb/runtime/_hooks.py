@@ -11,9 +11,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agentnb.core import CostUnknownWarning, Settings
+from agentnb.core._messages import PART_FIELDS, parts_json
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from opentelemetry.trace import Span, Tracer
+    from pydantic import BaseModel
+
+    from agentnb.models import ModelResponse
 
 __all__ = ["aflush", "audit", "audit_log", "configure_once", "display_hook", "end_span",
            "redact", "redact_obj", "redaction_epoch", "register_display", "tracer",
@@ -62,6 +68,69 @@ def redact_obj(value: Any) -> Any:
     if redactor is None:
         return value
     return redactor.redact_obj(value)
+
+
+def redact_parts(parts: Iterable[BaseModel]) -> list[dict[str, Any]]:
+    """`redact_obj(parts_json(parts))`, made by hand: a message part's fields are text, flags
+    and None under fixed names, none named like a secret, so each text but the part's `kind`
+    (a literal of the schema, like a message's role) is redacted and nothing is walked. A part
+    type without a known field list goes through `redact_obj`.
+
+    Example:
+        >>> from agentnb.core import TextPart
+        >>> redact_parts([TextPart(text="hi")])
+        [{'kind': 'text', 'text': 'hi'}]
+    """
+    redactor = _redactor
+    if redactor is None:
+        return parts_json(parts)
+    redact, memo = redactor.redact, redactor.memo
+    out: list[dict[str, Any]] = []
+    for part in parts:
+        names = PART_FIELDS.get(type(part))
+        if names is None:
+            out.append(redactor.redact_obj(part.model_dump(mode="json")))
+            continue
+        dump: dict[str, Any] = {}
+        for name in names:
+            value = getattr(part, name)
+            if type(value) is str and name != "kind":
+                done = memo.get(value)
+                dump[name] = redact(value) if done is None else done
+            else:
+                dump[name] = value
+        out.append(dump)
+    return out
+
+
+def redact_response(response: ModelResponse) -> dict[str, Any]:
+    """`redact_obj(response.json_dict())`, made by hand: the parts as `redact_parts`, the usage
+    (counts and a decimal) and the finish reason (a literal) as they are, the provider's texts
+    redacted. The recordings keep this.
+
+    Example:
+        >>> from agentnb.core import TextPart
+        >>> from agentnb.models import ModelResponse
+        >>> r = ModelResponse(parts=(TextPart(text="hi"),), model_name="m")
+        >>> redact_response(r) == r.json_dict()
+        True
+    """
+    if _redactor is None:
+        return response.json_dict()
+    choices = response.extra_choices
+    return {
+        "parts": redact_parts(response.parts), "usage": response.usage.json_dict(),
+        "finish_reason": response.finish_reason,
+        "raw_finish_reason": _text_or_none(response.raw_finish_reason),
+        "model_name": redact(response.model_name),
+        "provider_id": _text_or_none(response.provider_id),
+        "extra_choices": [{"index": c.index, "parts": redact_parts(c.parts),
+                           "finish_reason": c.finish_reason} for c in choices] if choices else [],
+    }
+
+
+def _text_or_none(text: str | None) -> str | None:
+    return None if text is None else redact(text)
 
 
 def redaction_epoch() -> int:

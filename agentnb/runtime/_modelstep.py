@@ -221,7 +221,7 @@ async def _call(run: Run, span: trace.Span, messages: list[Message], key: str, *
         span.set_attribute(sc.AGENTNB_BUDGET_REMAINING_USD, float(left))
     # The rest of `request_info` is redacted already (system and tools once per agent, the
     # new messages as they were appended), so only the response is redacted here.
-    dump = _hooks.redact_obj(response.json_dict())
+    dump = _hooks.redact_response(response)
     if run.replay_source is None:
         # Written with the step's checkpoint (or at once if the step fails before it).
         run.journal.record("model", key, occurrence, {**request_info, "response": dump})
@@ -245,7 +245,7 @@ def _response_cache(run: Run) -> ResponseCache:
 def _message_dump(message: Message, response_dump: dict[str, Any] | None) -> dict[str, Any]:
     """The assistant message's redacted dump; its parts reuse the redacted response's."""
     if response_dump is None:
-        return _hooks.redact_obj(message.json_dict())
+        return {"role": message.role, "parts": _hooks.redact_parts(message.parts)}
     return {"role": message.role, "parts": response_dump["parts"]}  # a role is a literal
 
 

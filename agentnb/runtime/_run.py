@@ -35,7 +35,6 @@ from agentnb.core import (
     new_id,
     run_sync,
 )
-from agentnb.core._messages import parts_json
 from agentnb.runtime import _hooks, _stepping
 from agentnb.runtime._budget import BudgetScope
 from agentnb.runtime._cache import _dumps
@@ -225,7 +224,8 @@ class Run:
 
         `dump` is the message's redacted dump when the caller has it already, `text` its
         `canonical_json`: the text the hash covers is also the one checkpoints store."""
-        kept: dict[str, Any] = (_hooks.redact_obj(message.json_dict())
+        kept: dict[str, Any] = ({"role": message.role,
+                                 "parts": _hooks.redact_parts(message.parts)}
                                 if dump is None else dump)
         if text is None:
             text = canonical_json(kept)
@@ -328,7 +328,7 @@ class Run:
         # after most steps empty (only what is there is walked).
         redact_obj = _hooks.redact_obj
         small: dict[str, Any] = {
-            "pending": redact_obj(parts_json(self.pending)) if self.pending else [],
+            "pending": _hooks.redact_parts(self.pending) if self.pending else [],
             "decisions": redact_obj(self.decisions) if self.decisions else {},
             "sticky": redact_obj(self.sticky) if self.sticky else {},
             "output": None if self.output is None else redact_obj(dump_output(self.output)),

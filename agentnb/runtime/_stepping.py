@@ -24,13 +24,15 @@ from agentnb.runtime._delta import FULL_EVERY
 from agentnb.runtime._job import job_context
 from agentnb.runtime._journal import HeldCheckpoint
 from agentnb.runtime._state import dump_output, remaining_limits
-from agentnb.runtime._step import Step, StepKind
+from agentnb.runtime._step import Step, StepKind, ToolCallRecord
 from agentnb.runtime._tool import render_result
 from agentnb.runtime._writer import RIDE_SPANS
 from agentnb.tracing import semconv as sc
 from agentnb.tracing._lean import active_span
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from agentnb.runtime._run import Run
 
 __all__ = ["begin", "checkpoint", "step_once"]
@@ -161,12 +163,22 @@ def step_dump(run: Run, step: Step) -> dict[str, Any]:
     return {
         "kind": step.kind, "index": step.index, "status": step.status,
         "usage": step.usage.json_dict(), "messages": run._message_dumps[-n:],
-        "tool_calls": [_hooks.redact_obj(c.json_dict()) for c in step.tool_calls],
+        "tool_calls": [_redacted_call(c, redact) for c in step.tool_calls],
         "reason": None if step.reason is None else redact(step.reason),
         "started_at": started, "duration_s": step.duration_s, "cache_hit": step.cache_hit,
         "stop_reason": step.stop_reason,
         "error": None if step.error is None else redact(step.error),
     }
+
+
+def _redacted_call(c: ToolCallRecord, redact: Callable[[str], str]) -> dict[str, Any]:
+    """`redact_obj(c.json_dict())`, made by hand: the texts redacted, the status (a literal of
+    the schema), the duration and the flag as they are."""
+    return {"id": redact(c.id), "name": redact(c.name), "arguments": redact(c.arguments),
+            "reason": None if c.reason is None else redact(c.reason),
+            "result": None if c.result is None else redact(c.result), "status": c.status,
+            "decision": None if c.decision is None else redact(c.decision),
+            "duration_s": c.duration_s, "replayed": c.replayed}
 
 
 async def preflight(run: Run, index: int) -> None:

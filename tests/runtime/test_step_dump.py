@@ -116,3 +116,47 @@ def test_response_json_dict_is_model_dump(*, parts: list[Any], usage: Usage, fin
     made = response.json_dict()
     assert made == response.model_dump(mode="json")
     assert list(made) == list(ModelResponse.model_fields)
+
+
+# Text that is sometimes a secret, or holds one: what the redacted dumps must catch.
+_secretish = st.one_of(_str, st.builds(lambda a, b: f"{a} sk-proj-{'x' * 20} {b}", _str, _str),
+                       st.builds(lambda a: f"Authorization: Bearer abcdefgh{a}", _str))
+_secret_parts = st.one_of(
+    st.builds(TextPart, text=_secretish),
+    st.builds(ThinkingPart, text=_secretish, signature=st.one_of(st.none(), _secretish)),
+    st.builds(RefusalPart, text=_secretish),
+    st.builds(ToolCallPart, id=_str, name=_str, arguments=_secretish,
+              reason=st.one_of(st.none(), _secretish)),
+    st.builds(ToolResultPart, call_id=_str, name=_str, content=_secretish,
+              is_error=st.booleans()))
+
+
+@given(parts=st.lists(_secret_parts, max_size=4))
+def test_redact_parts_is_the_redacted_parts_json(parts: list[Any]) -> None:
+    _hooks.configure_once(Agent(model=FunctionModel(lambda m, i: "hi")).resolved_settings)
+    made = _hooks.redact_parts(parts)
+    assert made == _hooks.redact_obj(parts_json(parts))
+    assert "sk-proj-x" not in str(made)
+    assert "Bearer abcdefgh" not in str(made)
+
+
+@given(parts=st.lists(_secret_parts, max_size=3), usage=_usages, finish=_finish,
+       raw=st.one_of(st.none(), _secretish), name=_secretish,
+       provider=st.one_of(st.none(), _secretish),
+       extra=st.lists(st.builds(Choice, index=st.integers(0, 5),
+                                parts=st.lists(_secret_parts, max_size=2).map(tuple),
+                                finish_reason=_finish), max_size=2))
+def test_redact_response_is_the_redacted_json_dict(*, parts: list[Any], usage: Usage,
+                                                   finish: Any, raw: str | None, name: str,
+                                                   provider: str | None,
+                                                   extra: list[Choice]) -> None:
+    _hooks.configure_once(Agent(model=FunctionModel(lambda m, i: "hi")).resolved_settings)
+    response = ModelResponse(parts=tuple(parts), usage=usage, finish_reason=finish,
+                             raw_finish_reason=raw, model_name=name, provider_id=provider,
+                             extra_choices=tuple(extra))
+    made = _hooks.redact_response(response)
+    expected = _hooks.redact_obj(response.json_dict())
+    assert made == expected
+    assert list(made) == list(expected)
+    assert "sk-proj-x" not in str(made)
+    assert "Bearer abcdefgh" not in str(made)
