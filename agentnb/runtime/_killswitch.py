@@ -6,7 +6,7 @@ The detector's state is a few plain lists, so it travels in the run's checkpoint
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from agentnb.core import ToolCallPart, canonical_json, parsed_arguments
@@ -72,8 +72,28 @@ class LoopDetector:
         return {"threshold": self.threshold, "calls": dict(self.calls),
                 "outputs": dict(self.outputs), "turns": list(self.turns)}
 
+    def redacted_dict(self, redact: Callable[[str], str]) -> dict[str, Any]:
+        """`to_dict()` with `redact` applied to every text (signatures, outputs, turns), for a
+        checkpoint. The counts stay counts: a generic walk would put `[REDACTED]` in place of
+        the count of an output that ends like a secret's name ("... the api_key"), and the
+        resumed run would fail adding to it.
+
+        Example:
+            >>> d = LoopDetector(outputs={"tell me the api_key": 1})
+            >>> d.redacted_dict(str.upper)["outputs"]
+            {'TELL ME THE API_KEY': 1}
+        """
+        return {"threshold": self.threshold,
+                "calls": {redact(k): n for k, n in self.calls.items()},
+                "outputs": {redact(k): n for k, n in self.outputs.items()},
+                "turns": [redact(t) for t in self.turns]}
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LoopDetector:
-        """Rebuild from `to_dict()`."""
-        return cls(threshold=int(data.get("threshold", 3)), calls=dict(data.get("calls", {})),
-                   outputs=dict(data.get("outputs", {})), turns=list(data.get("turns", [])))
+        """Rebuild from `to_dict()`. A count that is not a number (a checkpoint written
+        before `redacted_dict`, where a walk had redacted it) starts again from zero."""
+        def counts(raw: Any) -> dict[str, int]:
+            return {str(k): n for k, n in dict(raw or {}).items() if type(n) is int}
+
+        return cls(threshold=int(data.get("threshold", 3)), calls=counts(data.get("calls")),
+                   outputs=counts(data.get("outputs")), turns=list(data.get("turns", [])))

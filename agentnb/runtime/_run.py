@@ -338,7 +338,7 @@ class Run:
         loop, epoch = self.loop.to_dict(), _hooks.redaction_epoch()
         kept = self._loop_dump
         if kept is None or kept[0] != epoch or kept[1] != loop:
-            kept = self._loop_dump = (epoch, loop, _hooks.redact_obj(loop))
+            kept = self._loop_dump = (epoch, loop, self.loop.redacted_dict(_hooks.redact))
         small["loop"] = kept[2]
         return {
             "v": STATE_VERSION, "run_id": self.run_id, "parent_run_id": self.parent_run_id,

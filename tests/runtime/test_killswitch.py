@@ -173,3 +173,37 @@ def test_model_error_fails_the_run_and_releases_the_reservation() -> None:
     assert "HTTP 400" in (result.error or "")
     assert scope.spent_summary().usd == 0
     assert scope.reserved_summary().usd == 0
+
+
+def test_an_output_named_like_a_secret_keeps_its_count_through_a_checkpoint() -> None:
+    """A walk over the detector's dict put `[REDACTED]` in place of the count of an output
+    ending like a secret's name, and the resumed run failed adding to it."""
+    from agentnb.runtime import Run, _hooks
+
+    run = Agent(model=FunctionModel(lambda m, i: "hi")).start("t")
+    _hooks.configure_once(run.agent.resolved_settings)
+    run.loop.observe(calls=[], text="tell me the api_key")
+    state = run.state_dict()
+    assert state["loop"]["outputs"] == {"tell me the api_key": 1}
+    again = Run.from_state(run.agent, state)
+    assert again.loop.observe(calls=[], text="tell me the api_key") is None
+    assert again.loop.outputs == {"tell me the api_key": 2}
+
+
+def test_a_redacted_count_from_an_older_checkpoint_starts_again() -> None:
+    loop = LoopDetector.from_dict({"threshold": 2, "calls": {"f({})": "[REDACTED]", "g({})": 1},
+                                   "outputs": {"the secret": "[REDACTED]"}, "turns": []})
+    assert loop.calls == {"g({})": 1}
+    assert loop.outputs == {}
+    assert loop.observe(calls=[], text="the secret") is None
+
+
+def test_the_checkpointed_loop_state_is_redacted() -> None:
+    from agentnb.runtime import _hooks
+
+    run = Agent(model=FunctionModel(lambda m, i: "hi")).start("t")
+    _hooks.configure_once(run.agent.resolved_settings)
+    secret = "sk-proj-" + "a" * 24
+    run.loop.observe(calls=[ToolCallPart(id="1", name="f", arguments=f'{{"k": "{secret}"}}')],
+                     text=f"key {secret}")
+    assert secret not in str(run.state_dict()["loop"])
