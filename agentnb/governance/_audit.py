@@ -362,16 +362,19 @@ class AuditLog:
                 raise UsageError(msg, hint="Rename the field, e.g. `tool_seq=`.")
             # The fields as JSON data (what the line will say); redaction replaces strings
             # only, and the chain adds strings and an int, so a float-free body stays so.
-            # Plain fields (what the runtime writes) are that data already.
+            # Plain fields (what the runtime writes) are that data already: one walk checks
+            # and redacts them (`redact_plain`), or without a redactor checks them (`_plain`).
+            redactor = self._redactor
             try:
-                plain = _plain(fields)
+                if redactor is None:
+                    plain_body = dict(fields) if _plain(fields) else None
+                else:
+                    plain_body = redactor.redact_plain(dict(fields) if type(fields) is not dict
+                                                       else fields)
             except RecursionError:  # a cycle or deep nesting: `json_data` says what it is
-                plain = False
-            if plain:
-                # `redact_obj` builds a new dict already; without a redactor, copy.
-                body = (dict(fields) if self._redactor is None
-                        else self._redactor.redact_obj(fields))
-                bodies.append((event, body, True))
+                plain_body = None
+            if plain_body is not None:
+                bodies.append((event, plain_body, True))
                 continue
             try:
                 body, floatless = json_data(dict(fields))

@@ -295,6 +295,23 @@ class Redactor:
             return self._general(obj)
         return _walk(obj, self.redact, fast[2], fast[3], self._general)
 
+    def redact_plain(self, obj: dict[str, Any]) -> dict[str, Any] | None:
+        """`redact_obj(obj)` for JSON data without a float, or None when `obj` is not such
+        data (a float, a tuple, a non-str key, an int beyond 64 bits, any other type): one
+        walk that both checks and redacts, for the audit log's records.
+
+        Example:
+            >>> r = Redactor(env={})
+            >>> r.redact_plain({"token": "abc", "n": [1, "Bearer abcdefghij"]})
+            {'token': '[REDACTED]', 'n': [1, 'Bearer [REDACTED]']}
+            >>> r.redact_plain({"x": 1.5}) is None
+            True
+        """
+        fast = self._fast
+        if fast[0] is None:  # nothing to look for: keys named like secrets still are redacted
+            return self._general(obj) if _walk_plain(obj, _same, {}, {}) is not None else None
+        return _walk_plain(obj, self.redact, fast[2], fast[3])
+
     def _general(self, obj: Any) -> Any:  # Any: any JSON-like value goes in and comes out
         if isinstance(obj, str):
             return self.redact(obj)
@@ -417,6 +434,79 @@ def _walk(obj: Any, redact: Callable[[str], str], memo: dict[str, str],
     if kind is int or kind is float or kind is bool or obj is None:
         return obj
     return general(obj)
+
+
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
+"""The ints orjson writes (beyond them `json_data`'s encoder does, so not "plain")."""
+
+
+def _same(text: str) -> str:
+    return text
+
+
+def _walk_plain(obj: Any, redact: Callable[[str], str], memo: dict[str, str],
+                keys: dict[str, tuple[str, bool]]) -> Any:
+    """`_walk` for dicts, lists, str, bool, None and 64-bit ints only: None for anything else
+    (the caller takes the general way). Only the top-level call sees a dict that may be None
+    in its place, so a nested None is a value, and `_NOT_PLAIN` says "not plain" inside."""
+    out = _plain_value(obj, redact, memo, keys)
+    return None if out is _NOT_PLAIN else out
+
+
+_NOT_PLAIN: Any = object()
+
+
+def _plain_value(obj: Any, redact: Callable[[str], str], memo: dict[str, str],
+                 keys: dict[str, tuple[str, bool]]) -> Any:
+    kind = type(obj)
+    if kind is str:
+        out = memo.get(obj)
+        return redact(obj) if out is None else out
+    if kind is dict:
+        result: dict[str, Any] = {}
+        for key, value in obj.items():
+            if type(key) is not str:
+                return _NOT_PLAIN
+            seen = keys.get(key)
+            if seen is None:
+                seen = (redact(key), _sensitive_key(key))
+                if len(keys) < _MEMO_SIZE:
+                    keys[key] = seen
+            new_key, sensitive = seen
+            vkind = type(value)
+            if vkind is str:
+                if sensitive:
+                    result[new_key] = REDACTED
+                else:
+                    done = memo.get(value)
+                    result[new_key] = redact(value) if done is None else done
+            elif value is None or vkind is bool:
+                result[new_key] = value
+            elif vkind is int:
+                if not _INT_MIN <= value <= _INT_MAX:
+                    return _NOT_PLAIN
+                result[new_key] = REDACTED if sensitive else value
+            elif vkind is dict or vkind is list:
+                done = _plain_value(value, redact, memo, keys)
+                if done is _NOT_PLAIN:
+                    return _NOT_PLAIN
+                result[new_key] = done
+            else:
+                return _NOT_PLAIN
+        return result
+    if kind is list:
+        items: list[Any] = []
+        for value in obj:
+            done = _plain_value(value, redact, memo, keys)
+            if done is _NOT_PLAIN:
+                return _NOT_PLAIN
+            items.append(done)
+        return items
+    if obj is None or kind is bool:
+        return obj
+    if kind is int:
+        return obj if _INT_MIN <= obj <= _INT_MAX else _NOT_PLAIN
+    return _NOT_PLAIN
 
 
 def _mentions(text: str, needles: tuple[str, ...]) -> bool:

@@ -270,3 +270,32 @@ def test_the_sensitive_key_screen_agrees_with_the_pattern(head: str, word: str, 
 
     for key in (word, head + word, word + tail, head + word + tail, word.upper()):
         assert _sensitive_key(key) == (_SENSITIVE_KEY.fullmatch(key) is not None), key
+
+
+_plain_text = st.one_of(
+    st.text(max_size=10),
+    st.sampled_from(["sk-proj-" + "q" * 24, "Bearer abcdefghijkl", "hunter2hunter2",
+                     "api_key=zzzzzzzz"]))
+_plain_keys = st.one_of(st.text(max_size=8),
+                        st.sampled_from(["token", "api_key", "password", "max_tokens", "id"]))
+_plain_data = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**64 - 1), _plain_text),
+    lambda inner: st.one_of(st.lists(inner, max_size=3),
+                            st.dictionaries(_plain_keys, inner, max_size=3)),
+    max_leaves=12)
+
+
+@settings(max_examples=200)
+@given(st.dictionaries(_plain_keys, _plain_data, max_size=4))
+def test_redact_plain_is_redact_obj_on_plain_data(data: dict[str, object]) -> None:
+    for r in (Redactor(env={"MY_TOKEN": "hunter2hunter2"}), Redactor(env={}, patterns=False)):
+        assert r.redact_plain(data) == r.redact_obj(data)
+
+
+@pytest.mark.parametrize("data", [
+    {"x": 1.5}, {"x": [1, (2, 3)]}, {"x": {1: "a"}}, {"x": 2**64}, {"x": {"y": [{"z": 0.1}]}},
+    {"x": b"bytes"},
+])
+def test_redact_plain_says_none_for_data_that_is_not_plain(data: dict[str, object]) -> None:
+    assert Redactor(env={}).redact_plain(data) is None
+    assert Redactor(env={}, patterns=False).redact_plain(data) is None
