@@ -77,11 +77,17 @@ class H1Pool:
 
     async def request(self, request: Any) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         """Send `request` (a `core.Request` to this origin); return (status, headers, body)."""
-        timeouts = request.extensions.get("timeout", {})
+        return await self.send(request.method, request.url.target, request.headers,
+                               b"".join(request.stream), request.extensions.get("timeout", {}))
+
+    async def send(self, method: bytes, target: bytes, headers: list[tuple[bytes, bytes]],
+                   body: bytes, timeouts: dict[str, float | None],
+                   ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """`request` without a `core.Request`: a caller that has the parts already skips the
+        request object's checks and copies (the connection checks every header line)."""
         conn = await self._acquire(timeouts)
         try:
-            answer = await conn.request(request.method, request.url.target, request.headers,
-                                        b"".join(request.stream), timeouts)
+            answer = await conn.request(method, target, headers, body, timeouts)
         except BaseException:
             await self._drop(conn)
             raise
