@@ -140,9 +140,13 @@ def redaction_epoch() -> int:
 
 
 def redact(text: str) -> str:
-    """Redact secrets from one string."""
+    """Redact secrets from one string (a short one seen before is looked up in the
+    redactor's memo, without calling it)."""
     redactor = _redactor
-    return text if redactor is None else redactor.redact(text)
+    if redactor is None:
+        return text
+    done = redactor.memo.get(text)
+    return redactor.redact(text) if done is None else done
 
 
 def tracer() -> Tracer:

@@ -429,9 +429,12 @@ async def _save(run: Run, index: int, call: ToolCallPart, *, key: str, occurrenc
     again), else with the checkpoint."""
     if run.replay_source is not None:
         return
-    payload = _hooks.redact_obj({"content": outcome.content, "status": outcome.status,
-                                 "error_type": outcome.error_type, "step": index,
-                                 "call": {"name": call.name, "arguments": _args(call)}})
+    # Texts and the arguments redacted; the status (a literal) and the step as they are.
+    redact = _hooks.redact
+    payload = {"content": redact(outcome.content), "status": outcome.status,
+               "error_type": None if outcome.error_type is None else redact(outcome.error_type),
+               "step": index,
+               "call": {"name": redact(call.name), "arguments": _hooks.redact_obj(_args(call))}}
     if paid or effects - {"read"}:
         run.journal.may_hold = False
         await run.store.arecord(run.run_id, "tool", key, occurrence, payload)
