@@ -308,9 +308,13 @@ class Redactor:
             True
         """
         fast = self._fast
-        if fast[0] is None:  # nothing to look for: keys named like secrets still are redacted
-            return self._general(obj) if _walk_plain(obj, _same, {}, {}) is not None else None
-        return _walk_plain(obj, self.redact, fast[2], fast[3])
+        try:
+            if fast[0] is None:  # nothing to look for: keys named like secrets still are
+                _walk(obj, _same, {}, {}, _not_plain, strict=True)  # redacted
+                return self._general(obj)
+            return _walk(obj, self.redact, fast[2], fast[3], _not_plain, strict=True)
+        except _NotPlain:
+            return None
 
     def _general(self, obj: Any) -> Any:  # Any: any JSON-like value goes in and comes out
         if isinstance(obj, str):
@@ -393,10 +397,23 @@ class Redactor:
             raise UsageError(msg, hint="Register the whole secret, not a fragment of it.")
 
 
+def _key(key: str, redact: Callable[[str], str],
+         keys: dict[str, tuple[str, bool]]) -> tuple[str, bool]:
+    """A dict key's (redacted key, whether its value is a secret), kept in `keys`."""
+    seen = (redact(key), _sensitive_key(key))
+    if len(keys) < _MEMO_SIZE:
+        keys[key] = seen
+    return seen
+
+
 def _walk(obj: Any, redact: Callable[[str], str], memo: dict[str, str],
-          keys: dict[str, tuple[str, bool]], general: Callable[[Any], Any]) -> Any:
+          keys: dict[str, tuple[str, bool]], general: Callable[[Any], Any], *,
+          strict: bool = False) -> Any:
     """`Redactor.redact_obj` for the JSON shapes it mostly sees (dicts, lists, str, numbers),
-    dispatching on the exact type with the memos at hand; anything else goes to `general`."""
+    dispatching on the exact type with the memos at hand; anything else goes to `general`.
+
+    `strict` (with a `general` that raises `_NotPlain`): raise `_NotPlain` for anything but
+    JSON data without a float, a non-str key or an int beyond 64 bits included."""
     kind = type(obj)
     if kind is str:
         out = memo.get(obj)
@@ -405,12 +422,9 @@ def _walk(obj: Any, redact: Callable[[str], str], memo: dict[str, str],
         result: dict[Any, Any] = {}
         for key, value in obj.items():
             if type(key) is str:
-                seen = keys.get(key)
-                if seen is None:
-                    seen = (redact(key), _sensitive_key(key))
-                    if len(keys) < _MEMO_SIZE:
-                        keys[key] = seen
-                new_key, sensitive = seen
+                new_key, sensitive = keys.get(key) or _key(key, redact, keys)
+            elif strict:
+                raise _NotPlain
             else:
                 new_key, sensitive = key, False
             vkind = type(value)
@@ -423,17 +437,31 @@ def _walk(obj: Any, redact: Callable[[str], str], memo: dict[str, str],
             elif value is None or vkind is bool:
                 result[new_key] = value
             elif vkind is int or vkind is float:
+                if strict and (vkind is float or not _INT_MIN <= value <= _INT_MAX):
+                    raise _NotPlain
                 result[new_key] = REDACTED if sensitive else value
-            elif sensitive and _is_scalar(value):
+            elif sensitive and _is_scalar(value) and not strict:
                 result[new_key] = REDACTED
             else:
-                result[new_key] = _walk(value, redact, memo, keys, general)
+                result[new_key] = _walk(value, redact, memo, keys, general, strict=strict)
         return result
     if kind is list:
-        return [_walk(v, redact, memo, keys, general) for v in obj]
-    if kind is int or kind is float or kind is bool or obj is None:
+        return [_walk(v, redact, memo, keys, general, strict=strict) for v in obj]
+    if kind is bool or obj is None:
+        return obj
+    if kind is int or kind is float:
+        if strict and (kind is float or not _INT_MIN <= obj <= _INT_MAX):
+            raise _NotPlain
         return obj
     return general(obj)
+
+
+class _NotPlain(Exception):
+    """Raised by a strict `_walk` at the first value that is not plain JSON data."""
+
+
+def _not_plain(obj: Any) -> Any:
+    raise _NotPlain
 
 
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
@@ -442,71 +470,6 @@ _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
 
 def _same(text: str) -> str:
     return text
-
-
-def _walk_plain(obj: Any, redact: Callable[[str], str], memo: dict[str, str],
-                keys: dict[str, tuple[str, bool]]) -> Any:
-    """`_walk` for dicts, lists, str, bool, None and 64-bit ints only: None for anything else
-    (the caller takes the general way). Only the top-level call sees a dict that may be None
-    in its place, so a nested None is a value, and `_NOT_PLAIN` says "not plain" inside."""
-    out = _plain_value(obj, redact, memo, keys)
-    return None if out is _NOT_PLAIN else out
-
-
-_NOT_PLAIN: Any = object()
-
-
-def _plain_value(obj: Any, redact: Callable[[str], str], memo: dict[str, str],
-                 keys: dict[str, tuple[str, bool]]) -> Any:
-    kind = type(obj)
-    if kind is str:
-        out = memo.get(obj)
-        return redact(obj) if out is None else out
-    if kind is dict:
-        result: dict[str, Any] = {}
-        for key, value in obj.items():
-            if type(key) is not str:
-                return _NOT_PLAIN
-            seen = keys.get(key)
-            if seen is None:
-                seen = (redact(key), _sensitive_key(key))
-                if len(keys) < _MEMO_SIZE:
-                    keys[key] = seen
-            new_key, sensitive = seen
-            vkind = type(value)
-            if vkind is str:
-                if sensitive:
-                    result[new_key] = REDACTED
-                else:
-                    done = memo.get(value)
-                    result[new_key] = redact(value) if done is None else done
-            elif value is None or vkind is bool:
-                result[new_key] = value
-            elif vkind is int:
-                if not _INT_MIN <= value <= _INT_MAX:
-                    return _NOT_PLAIN
-                result[new_key] = REDACTED if sensitive else value
-            elif vkind is dict or vkind is list:
-                done = _plain_value(value, redact, memo, keys)
-                if done is _NOT_PLAIN:
-                    return _NOT_PLAIN
-                result[new_key] = done
-            else:
-                return _NOT_PLAIN
-        return result
-    if kind is list:
-        items: list[Any] = []
-        for value in obj:
-            done = _plain_value(value, redact, memo, keys)
-            if done is _NOT_PLAIN:
-                return _NOT_PLAIN
-            items.append(done)
-        return items
-    if obj is None or kind is bool:
-        return obj
-    if kind is int:
-        return obj if _INT_MIN <= obj <= _INT_MAX else _NOT_PLAIN
-    return _NOT_PLAIN
 
 
 def _mentions(text: str, needles: tuple[str, ...]) -> bool:

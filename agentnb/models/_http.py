@@ -276,15 +276,15 @@ class _Route:
             if len(self.encoded) >= 64:
                 self.encoded.clear()
             self.encoded[key] = lines
-        headers = [*lines, (b"content-length", b"%d" % len(content))]
+        sent = [*lines, (b"content-length", b"%d" % len(content))]
         with self.mapper():
             if self.h1 is not None:
                 # No `core.Request`: its header checks and copies were a twentieth of the
                 # client's Python per call, and the connection checks every line itself.
-                status, raw, body = await self.h1.send(b"POST", self.url.target, headers,
+                status, raw, body = await self.h1.send(b"POST", self.url.target, sent,
                                                        content, self.timeout)
             else:
-                request = self.request_cls(b"POST", self.url, content=content, headers=headers,
+                request = self.request_cls(b"POST", self.url, content=content, headers=sent,
                                            extensions={"timeout": self.timeout})
                 response = await self.pool.handle_async_request(request)
                 try:

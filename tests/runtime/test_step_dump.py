@@ -83,13 +83,21 @@ def test_step_dump_is_the_redacted_model_dump(*, kind: Any, status: Any, usage: 
 
 
 _str = st.text(max_size=12)
-_parts = st.one_of(
-    st.builds(TextPart, text=_str),
-    st.builds(ThinkingPart, text=_str, signature=st.one_of(st.none(), _str)),
-    st.builds(RefusalPart, text=_str),
-    st.builds(ToolCallPart, id=_str, name=_str, arguments=_str,
-              reason=st.one_of(st.none(), _str)),
-    st.builds(ToolResultPart, call_id=_str, name=_str, content=_str, is_error=st.booleans()))
+
+
+def _parts_of(text: st.SearchStrategy[str]) -> st.SearchStrategy[Any]:
+    """Any message part, its free texts drawn from `text` (ids and names from `_str`)."""
+    return st.one_of(
+        st.builds(TextPart, text=text),
+        st.builds(ThinkingPart, text=text, signature=st.one_of(st.none(), text)),
+        st.builds(RefusalPart, text=text),
+        st.builds(ToolCallPart, id=_str, name=_str, arguments=text,
+                  reason=st.one_of(st.none(), text)),
+        st.builds(ToolResultPart, call_id=_str, name=_str, content=text,
+                  is_error=st.booleans()))
+
+
+_parts = _parts_of(_str)
 _finish = st.sampled_from([None, "stop", "length", "tool_calls", "content_filter", "refusal",
                            "error"])
 
@@ -121,14 +129,7 @@ def test_response_json_dict_is_model_dump(*, parts: list[Any], usage: Usage, fin
 # Text that is sometimes a secret, or holds one: what the redacted dumps must catch.
 _secretish = st.one_of(_str, st.builds(lambda a, b: f"{a} sk-proj-{'x' * 20} {b}", _str, _str),
                        st.builds(lambda a: f"Authorization: Bearer abcdefgh{a}", _str))
-_secret_parts = st.one_of(
-    st.builds(TextPart, text=_secretish),
-    st.builds(ThinkingPart, text=_secretish, signature=st.one_of(st.none(), _secretish)),
-    st.builds(RefusalPart, text=_secretish),
-    st.builds(ToolCallPart, id=_str, name=_str, arguments=_secretish,
-              reason=st.one_of(st.none(), _secretish)),
-    st.builds(ToolResultPart, call_id=_str, name=_str, content=_secretish,
-              is_error=st.booleans()))
+_secret_parts = _parts_of(_secretish)
 
 
 @given(parts=st.lists(_secret_parts, max_size=4))
