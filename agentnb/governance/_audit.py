@@ -49,7 +49,7 @@ from agentnb.core import (
     current_pid,
     json_data,
 )
-from agentnb.governance._redact import Redactor, default_redactor
+from agentnb.governance._redact import _INT_MAX, _INT_MIN, Redactor, default_redactor
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping
@@ -99,7 +99,6 @@ _SORTED = orjson.OPT_SORT_KEYS
 _SLOT = "\x00agentnb:audit-hash\x00"
 """Stands in for the hash while a plain record is encoded once (see `_line`)."""
 _SLOT_FIELD = b',' + orjson.dumps({"hash": _SLOT})[1:-1]
-_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
 
 
 def _plain(obj: Any) -> bool:  # Any: whatever a caller put in a record's fields

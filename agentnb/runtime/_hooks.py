@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from opentelemetry.trace import Span, Tracer
     from pydantic import BaseModel
 
+    from agentnb.core import Message
     from agentnb.models import ModelResponse
 
 __all__ = ["aflush", "audit", "audit_log", "configure_once", "display_hook", "end_span",
@@ -101,6 +102,18 @@ def redact_parts(parts: Iterable[BaseModel]) -> list[dict[str, Any]]:
                 dump[name] = value
         out.append(dump)
     return out
+
+
+def redact_message(message: Message) -> dict[str, Any]:
+    """`redact_obj(message.json_dict())`, made by hand: the role (a literal) as it is, the
+    parts as `redact_parts`.
+
+    Example:
+        >>> from agentnb.core import Message
+        >>> redact_message(Message.user("hi"))
+        {'role': 'user', 'parts': [{'kind': 'text', 'text': 'hi'}]}
+    """
+    return {"role": message.role, "parts": redact_parts(message.parts)}
 
 
 def redact_response(response: ModelResponse) -> dict[str, Any]:

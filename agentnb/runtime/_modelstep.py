@@ -245,7 +245,7 @@ def _response_cache(run: Run) -> ResponseCache:
 def _message_dump(message: Message, response_dump: dict[str, Any] | None) -> dict[str, Any]:
     """The assistant message's redacted dump; its parts reuse the redacted response's."""
     if response_dump is None:
-        return {"role": message.role, "parts": _hooks.redact_parts(message.parts)}
+        return _hooks.redact_message(message)
     return {"role": message.role, "parts": response_dump["parts"]}  # a role is a literal
 
 

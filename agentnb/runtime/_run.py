@@ -224,9 +224,7 @@ class Run:
 
         `dump` is the message's redacted dump when the caller has it already, `text` its
         `canonical_json`: the text the hash covers is also the one checkpoints store."""
-        kept: dict[str, Any] = ({"role": message.role,
-                                 "parts": _hooks.redact_parts(message.parts)}
-                                if dump is None else dump)
+        kept: dict[str, Any] = _hooks.redact_message(message) if dump is None else dump
         if text is None:
             text = canonical_json(kept)
         try:
